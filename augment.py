@@ -1,0 +1,72 @@
+"""RGB-space augmentation of the training set: `factor` copies of every image (flip, crop-resize, brightness).
+
+Owner of augmentation only; it knows nothing of Lab. Test images never come here.
+
+Every copy independently gets a horizontal flip (p=0.5), a random crop (side 70-100% of the image, random
+position) resized back to the full size with bilinear interpolation, and all of R, G, B multiplied by one scalar
+drawn from [0.6, 1.0]. Copy 0 of every image is the unmodified original, so the network always also sees the
+true images (our choice; the spec leaves it open). Flip and crop are one affine resampling (`grid_sample`) over
+the whole batch, so there is no per-image Python loop.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+FACTOR = 10
+CROP_RANGE = (0.7, 1.0)
+SCALE_RANGE = (0.6, 1.0)
+_CHUNK = 512  # images per grid_sample call: bounds the temporary sampling grid
+
+
+@dataclass
+class AugmentParams:
+    """Per-copy random draws; all tensors have length N * factor, copies of image i at i*factor ... i*factor+factor-1."""
+    flip: torch.Tensor      # bool
+    side: torch.Tensor      # crop side as a fraction of the image side
+    center: torch.Tensor    # crop centre, N x 2 (x, y), in [-1, 1] image coordinates
+    scale: torch.Tensor     # RGB multiplier
+
+
+def _uniform(n, low, high, generator):
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def sample_params(n_images, factor=FACTOR, seed=0, keep_original=True):
+    """Draw the augmentation of `factor` copies of each of `n_images` images, reproducibly from `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    n = n_images * factor
+    flip = torch.rand(n, generator=generator) < 0.5
+    side = _uniform(n, *CROP_RANGE, generator)
+    center = (1 - side).unsqueeze(1) * _uniform(2 * n, -1.0, 1.0, generator).view(n, 2)
+    scale = _uniform(n, *SCALE_RANGE, generator)
+    if keep_original:
+        original = torch.arange(0, n, factor)
+        flip[original] = False
+        side[original] = 1.0
+        center[original] = 0.0
+        scale[original] = 1.0
+    return AugmentParams(flip, side, center, scale)
+
+
+def apply_params(rgb, params):
+    """Apply `params` to rgb (N x 3 x H x W in [0, 1]); returns len(params.scale) images of the same size."""
+    factor = len(params.scale) // len(rgb)
+    out = torch.empty((len(params.scale), *rgb.shape[1:]), dtype=rgb.dtype)
+    for start in range(0, len(out), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        n = len(params.scale[part])
+        theta = torch.zeros(n, 2, 3, dtype=rgb.dtype)
+        theta[:, 0, 0] = torch.where(params.flip[part], -params.side[part], params.side[part])
+        theta[:, 1, 1] = params.side[part]
+        theta[:, :, 2] = params.center[part]
+        source = rgb[torch.arange(start, start + n) // factor]
+        grid = F.affine_grid(theta, [n, *rgb.shape[1:]], align_corners=False)
+        sampled = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        out[part] = sampled * params.scale[part].view(n, 1, 1, 1)
+    return out
+
+
+def augment(rgb, factor=FACTOR, seed=0, keep_original=True):
+    """`factor` augmented copies of every image of rgb (N x 3 x H x W, [0, 1]): a (N * factor) x 3 x H x W tensor."""
+    return apply_params(rgb, sample_params(len(rgb), factor, seed, keep_original))

@@ -1,0 +1,206 @@
+"""Face images in, L*a*b* tensors out: loading, the train/test split and all color math.
+
+This module is the only owner of:
+- finding and reading the dataset (OpenCV reads BGR; it is converted to RGB once, in `read_rgb`);
+- the seeded 90/10 split, made before any augmentation;
+- RGB <-> CIE L*a*b* conversion (sRGB, D65) and the normalisation the networks see.
+
+Units used across the project:
+- `rgb`: float32 in [0, 1], shape N x 3 x H x W.
+- `lab` / `l_raw` / `ab_raw`: float CIE Lab, L in [0, 100], a and b signed (about -110..110 in sRGB).
+- `l_norm` = L / 100 in [0, 1] (network input); `ab_norm` = ab / AB_SCALE, in [-1, 1] for sRGB colors
+  (network output, linear or Tanh). Errors are always reported in raw Lab units (`ab_raw`).
+"""
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+IMAGE_SIZE = 128
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+SCRIPT_DIR = Path(__file__).resolve().parent
+DEFAULT_DATA_DIRS = (SCRIPT_DIR / "face_images", SCRIPT_DIR.parent / "shared" / "face_images")
+
+L_SCALE = 100.0
+AB_SCALE = 110.0  # every sRGB color has |a|, |b| < 110, so ab / 110 fits a Tanh output
+
+# sRGB (D65) to CIE XYZ, and the D65 white point (IEC 61966-2-1 / CIE 15).
+_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
+                            [0.212671, 0.715160, 0.072169],
+                            [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
+_XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)
+_WHITE_D65 = torch.tensor([0.950456, 1.0, 1.088754], dtype=torch.float64)
+_EPS = 216.0 / 24389.0
+_KAPPA = 24389.0 / 27.0
+
+
+class DataError(Exception):
+    """A problem with the dataset or an input image, worded for the user (one line)."""
+
+
+# ---------------------------------------------------------------- loading
+
+def resolve_data_dir(data_dir=None):
+    """The folder to load: `data_dir` if given, else face_images/ beside the scripts, else ../shared/face_images."""
+    if data_dir is not None:
+        path = Path(data_dir)
+        if not path.is_dir():
+            raise DataError(f"--data-dir {data_dir}: no such folder")
+        return path
+    for path in DEFAULT_DATA_DIRS:
+        if path.is_dir():
+            return path
+    raise DataError(f"no face images found: unzip face_images.zip into {SCRIPT_DIR} "
+                    f"(giving {DEFAULT_DATA_DIRS[0]}) or pass --data-dir")
+
+
+def _is_truncated_jpeg(raw):
+    """OpenCV silently decodes a cut-off JPEG with a grey bottom; the missing end-of-image marker gives it away."""
+    return raw[:2] == b"\xff\xd8" and not raw.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+
+
+def read_rgb(path):
+    """One image file as float32 RGB in [0, 1], H x W x 3. Raises DataError naming the file if it cannot be used.
+
+    Grayscale, RGBA (alpha dropped) and 8- or 16-bit files all become 3-channel RGB.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED) if raw else None
+    if image is None or image.size == 0:
+        raise DataError(f"{path}: not a readable image")
+    if _is_truncated_jpeg(raw):
+        raise DataError(f"{path}: truncated JPEG")
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0 if image.dtype == np.uint8 else 1.0
+    image = image.astype(np.float32) / scale
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def list_images(folder):
+    """Image files of `folder` in sorted name order."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_faces(data_dir=None, limit=None):
+    """Load the dataset as (rgb N x 3 x 128 x 128 float32 in [0,1], file names).
+
+    Files that cannot be used are skipped with a warning naming them; images of another size are resized
+    (INTER_AREA). `limit` keeps only the first files, for quick runs and tests.
+    """
+    folder = resolve_data_dir(data_dir)
+    paths = list_images(folder)[:limit]
+    images, names = [], []
+    for path in paths:
+        try:
+            rgb = read_rgb(path)
+        except DataError as err:
+            warnings.warn(f"skipping {err}", stacklevel=2)
+            continue
+        if rgb.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+            rgb = cv2.resize(rgb, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+        images.append(rgb)
+        names.append(path.name)
+    if not images:
+        raise DataError(f"{folder}: no loadable .jpg/.jpeg/.png image")
+    rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return rgb.clamp_(0.0, 1.0), names
+
+
+# ---------------------------------------------------------------- split
+
+def split_indices(n, seed, test_fraction=0.1, val_fraction=0.0):
+    """Seeded shuffle with torch.randperm, then (train, val, test) index tensors; test is the first part."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = round(n * test_fraction)
+    n_val = round(n * val_fraction)
+    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
+
+
+def select_by_name(names, wanted):
+    """Indices of `wanted` file names in `names`; a DataError names any that are missing."""
+    position = {name: i for i, name in enumerate(names)}
+    missing = [name for name in wanted if name not in position]
+    if missing:
+        raise DataError(f"{len(missing)} image(s) of the checkpoint's split are not in the data folder, "
+                        f"e.g. {missing[0]}")
+    return torch.tensor([position[name] for name in wanted], dtype=torch.long)
+
+
+# ---------------------------------------------------------------- color math
+
+def _srgb_to_linear(rgb):
+    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(linear):
+    return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=0) ** (1 / 2.4) - 0.055)
+
+
+def _mix(matrix, x):
+    """Apply a 3x3 matrix to the channel dimension (dim 1) of N x 3 x H x W."""
+    return torch.einsum("ij,njhw->nihw", matrix.to(x), x)
+
+
+def rgb_to_lab(rgb):
+    """sRGB in [0, 1] (N x 3 x H x W) to float CIE Lab (L in [0, 100], a and b signed), same shape."""
+    xyz = _mix(_RGB_TO_XYZ, _srgb_to_linear(rgb.clamp(0, 1))) / _WHITE_D65.to(rgb).view(1, 3, 1, 1)
+    f = torch.where(xyz > _EPS, xyz.clamp(min=_EPS) ** (1 / 3), (_KAPPA * xyz + 16) / 116)
+    l_raw = 116 * f[:, 1:2] - 16
+    a_raw = 500 * (f[:, 0:1] - f[:, 1:2])
+    b_raw = 200 * (f[:, 1:2] - f[:, 2:3])
+    return torch.cat([l_raw, a_raw, b_raw], dim=1)
+
+
+def lab_to_rgb(lab):
+    """Float CIE Lab (N x 3 x H x W) back to sRGB, clipped to [0, 1]."""
+    fy = (lab[:, 0:1] + 16) / 116
+    f = torch.cat([fy + lab[:, 1:2] / 500, fy, fy - lab[:, 2:3] / 200], dim=1)
+    xyz = torch.where(f ** 3 > _EPS, f ** 3, (116 * f - 16) / _KAPPA) * _WHITE_D65.to(lab).view(1, 3, 1, 1)
+    return _linear_to_srgb(_mix(_XYZ_TO_RGB, xyz)).clamp(0, 1)
+
+
+def normalize_l(l_raw):
+    return l_raw / L_SCALE
+
+
+def normalize_ab(ab_raw):
+    return ab_raw / AB_SCALE
+
+
+def denormalize_ab(ab_norm):
+    return ab_norm * AB_SCALE
+
+
+def to_network(rgb, chunk=64):
+    """RGB batch to the pair the colorizer trains on: (l_norm N x 1 x H x W, ab_norm N x 2 x H x W).
+
+    Converts `chunk` images at a time: the temporaries stay in cache, which is faster and bounds peak memory.
+    """
+    l_norm = torch.empty((len(rgb), 1, *rgb.shape[2:]), dtype=rgb.dtype, device=rgb.device)
+    ab_norm = torch.empty((len(rgb), 2, *rgb.shape[2:]), dtype=rgb.dtype, device=rgb.device)
+    for start in range(0, len(rgb), chunk):
+        lab = rgb_to_lab(rgb[start:start + chunk])
+        l_norm[start:start + chunk] = normalize_l(lab[:, :1])
+        ab_norm[start:start + chunk] = normalize_ab(lab[:, 1:])
+    return l_norm, ab_norm
+
+
+def merge_lab(l_raw, ab_raw):
+    """Input L* and predicted a*b* (raw units) to RGB in [0, 1]."""
+    return lab_to_rgb(torch.cat([l_raw, ab_raw], dim=1))
+
+
+def ab_mse_raw(ab_norm_pred, ab_norm_true):
+    """Per-image MSE over a* and b* in raw Lab units^2, shape N x 2 (a*, b*); inputs N x 2 [x H x W]."""
+    err = (ab_norm_pred - ab_norm_true) * AB_SCALE
+    return err.pow(2).reshape(len(err), 2, -1).mean(2)

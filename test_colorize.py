@@ -1,0 +1,175 @@
+"""Evaluate a trained Colorizer on its test split and save PNGs; or colorize any photos with --input.
+
+Owner of this script's CLI and of writing images. The split is rebuilt from the file names stored in the
+checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
+is upsampled back to full size and merged with the original L* (as in richzhang/colorization).
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import data
+import train_common as tc
+from models import build_model
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", default="outputs/colorizer.pt")
+    parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
+                                           "else ../shared/face_images)")
+    parser.add_argument("--out-dir", default="outputs/colorized", help="where PNGs are written")
+    parser.add_argument("--train", action="store_true", help="also evaluate the (un-augmented) training images")
+    parser.add_argument("--pngs", type=int, default=12,
+                        help="images per split saved as [input | prediction | truth] PNGs and in the grid")
+    parser.add_argument("--batch-size", type=tc.positive_int, default=50)
+    parser.add_argument("--input", nargs="+", metavar="PATH", help="colorize these images or folders instead")
+    parser.add_argument("--work-size", type=tc.positive_int, default=256,
+                        help="--input: longest side the network sees (rounded to a multiple of 2^levels)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    return parser.parse_args(argv)
+
+
+def load_colorizer(path, device):
+    checkpoint = tc.load_checkpoint(path, device, "Colorizer")
+    model = build_model(checkpoint["model_kind"], checkpoint["model_args"]).to(device)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return model, checkpoint
+
+
+def out_folder(path):
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise tc.UserError(f"--out-dir {path}: exists and is not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_png(path, rgb):
+    """Write rgb (3 x H x W in [0, 1]) as an 8-bit PNG, atomically (temporary file, then rename)."""
+    bgr = cv2.cvtColor((rgb.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    if not cv2.imwrite(str(tmp), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise tc.UserError(f"{path}: cannot write")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- evaluation on the dataset
+
+def triptychs(rgb, ab_norm_pred):
+    """[grayscale input | prediction | ground truth] side by side for each image, N x 3 x H x 3W."""
+    lab = data.rgb_to_lab(rgb)
+    gray = data.merge_lab(lab[:, :1], torch.zeros_like(lab[:, 1:]))
+    pred = data.merge_lab(lab[:, :1], data.denormalize_ab(ab_norm_pred))
+    return torch.cat([gray, pred, rgb], dim=3)
+
+
+def grid(images, columns=3):
+    """Tile N x 3 x H x W images into one 3 x rows*H x columns*W image (blank where the last row is short)."""
+    rows = -(-len(images) // columns)
+    padded = torch.ones(rows * columns, *images.shape[1:])
+    padded[:len(images)] = images
+    c, h, w = images.shape[1:]
+    return padded.view(rows, columns, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, rows * h, columns * w)
+
+
+def evaluate_split(model, split, rgb, names, args, out_dir):
+    l_norm, ab_norm = data.to_network(rgb)
+    device = next(model.parameters()).device
+    ab_pred = tc.predict(model, l_norm.to(device), args.batch_size).cpu()
+    per_image = data.ab_mse_raw(ab_pred, ab_norm)
+    mse_a, mse_b = per_image.mean(0).tolist()
+    print(f"{split}: {len(rgb)} images, MSE a* {mse_a:.2f}  b* {mse_b:.2f}  mean {(mse_a + mse_b) / 2:.2f} "
+          f"(raw Lab units^2)")
+    if args.pngs > 0:
+        panels = triptychs(rgb[:args.pngs], ab_pred[:args.pngs])
+        for name, panel in zip(names, panels):
+            write_png(out_dir / f"{split}_{Path(name).stem}.png", panel)
+        write_png(out_dir / f"{split}_grid.png", grid(panels))
+    return (mse_a + mse_b) / 2
+
+
+def evaluate_dataset(model, checkpoint, args, out_dir):
+    rgb, names = data.load_faces(args.data_dir)
+    splits = ["test"] + (["train"] if args.train else [])
+    for split in splits:
+        wanted = checkpoint[f"{split}_names"]
+        idx = data.select_by_name(names, wanted)
+        evaluate_split(model, split, rgb[idx], wanted, args, out_dir)
+    print(f"PNGs in {out_dir}")
+
+
+# ---------------------------------------------------------------- any photo
+
+def expand_inputs(paths):
+    """Files as given, folders as their image files in name order; a missing path is a UserError."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += data.list_images(path)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise tc.UserError(f"--input {path}: no such file or folder")
+    return files
+
+
+def work_shape(height, width, levels, work_size):
+    """Network input size: the image scaled so its longest side is at most work_size, sides multiples of 2^levels."""
+    step = 2 ** levels
+    if min(height, width) < step:
+        raise data.DataError(f"{height}x{width} is smaller than {step} pixels on a side ({levels} levels)")
+    scale = min(1.0, work_size / max(height, width))
+    return tuple(max(step, round(side * scale / step) * step) for side in (height, width))
+
+
+@torch.no_grad()
+def colorize(model, rgb, work_size):
+    """Colorize one image (rgb 3 x H x W in [0, 1]) at full resolution: its own L*, predicted a*b*."""
+    lab = data.rgb_to_lab(rgb.unsqueeze(0))
+    l_raw = lab[:, :1]
+    shape = work_shape(*rgb.shape[1:], model.args["levels"], work_size)
+    l_small = F.interpolate(l_raw, size=shape, mode="area")
+    device = next(model.parameters()).device
+    ab_norm = model(data.normalize_l(l_small).to(device)).float().cpu()
+    ab_raw = data.denormalize_ab(F.interpolate(ab_norm, size=rgb.shape[1:], mode="bilinear", align_corners=False))
+    return data.merge_lab(l_raw, ab_raw)[0]
+
+
+def colorize_inputs(model, args, out_dir):
+    """Colorize every --input image into <out-dir>/<stem>.png; bad ones are reported and skipped. Returns failures."""
+    failures = 0
+    for path in expand_inputs(args.input):
+        try:
+            rgb = torch.from_numpy(data.read_rgb(path)).permute(2, 0, 1)
+            write_png(out_dir / f"{path.stem}.png", colorize(model, rgb, args.work_size))
+            print(f"{path} -> {out_dir / (path.stem + '.png')}")
+        except data.DataError as err:
+            message = str(err) if str(err).startswith(str(path)) else f"{path}: {err}"
+            print(f"error: {message}", file=sys.stderr)
+            failures += 1
+    return failures
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = tc.pick_device(args.device)
+    model, checkpoint = load_colorizer(args.checkpoint, device)
+    out_dir = out_folder(args.out_dir)
+    if args.input:
+        failures = colorize_inputs(model, args, out_dir)
+        if failures:
+            raise tc.UserError(f"{failures} input(s) could not be colorized")
+    else:
+        evaluate_dataset(model, checkpoint, args, out_dir)
+
+
+if __name__ == "__main__":
+    tc.run_main(main)

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real dataset beside the project, and small image folders made on the fly."""
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT.parent / "shared" / "face_images"
+sys.path.insert(0, str(ROOT))
+
+import data  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def faces():
+    """(rgb, names) of the whole dataset, loaded once."""
+    return data.load_faces(DATA_DIR)
+
+
+def write_faces(folder, count, start=0):
+    """Copy `count` real faces (as PNG, so nothing is re-encoded lossily) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in data.list_images(DATA_DIR)[start:start + count]:
+        cv2.imwrite(str(folder / f"{path.stem}.png"), cv2.imread(str(path)))
+    return folder
+
+
+def run_script(script, *args, timeout=300):
+    """Run one of the project's scripts as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)

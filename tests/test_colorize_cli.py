@@ -1,0 +1,170 @@
+"""train_colorize.py and test_colorize.py end to end: train, test, PNGs, interrupt/resume, any photo, bad input."""
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import data
+import test_colorize
+import train_common as tc
+from conftest import DATA_DIR, ROOT, run_script
+
+TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--features", 8]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("colorize")
+    result = run_script("train_colorize.py", *TINY, "--epochs", 1, "--out-dir", out)
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_training_writes_checkpoint_log_and_curve(trained):
+    out, stdout = trained
+    assert (out / "colorizer.pt").is_file() and (out / "colorizer_loss.png").is_file()
+    rows = list(csv.DictReader(open(out / "colorizer.csv")))
+    assert len(rows) == 1 and float(rows[0]["test_mse"]) > 0
+    assert re.search(r"epoch +1 +train MSE", stdout)
+
+
+def test_test_script_mse_matches_recomputation_and_writes_pngs(trained, tmp_path):
+    out, train_stdout = trained
+    result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
+                        "--out-dir", tmp_path, "--train", "--pngs", 3)
+    assert result.returncode == 0, result.stderr
+    printed = float(re.search(r"test: 2 images, MSE a\* [\d.]+  b\* [\d.]+  mean ([\d.]+)", result.stdout).group(1))
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    rgb, names = data.load_faces(DATA_DIR)
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
+    with torch.no_grad():
+        recomputed = data.ab_mse_raw(model(l_norm), ab_norm).mean().item()
+    assert printed == pytest.approx(recomputed, abs=0.01)
+    trained_mse = float(re.search(r"final test MSE ([\d.]+)", train_stdout).group(1))
+    assert printed == pytest.approx(trained_mse, abs=0.01)
+    assert "train: 18 images" in result.stdout
+    for name in checkpoint["test_names"]:
+        panel = cv2.imread(str(tmp_path / f"test_{name.rsplit('.', 1)[0]}.png"))
+        assert panel.shape == (128, 384, 3)
+        truth = cv2.imread(str(DATA_DIR / name))
+        assert np.abs(panel[:, 256:].astype(int) - truth).mean() < 1.0  # the third panel is the ground truth
+    assert cv2.imread(str(tmp_path / "test_grid.png")).shape == (128, 3 * 384, 3)
+    assert cv2.imread(str(tmp_path / "train_grid.png")).shape == (128, 3 * 384, 3)
+    assert len(list(tmp_path.glob("train_image*.png"))) == 3
+
+
+def test_sigterm_mid_epoch_then_resume_finishes(tmp_path):
+    command = [sys.executable, str(ROOT / "train_colorize.py"), *map(str, TINY), "--limit", "60",
+               "--epochs", "2", "--out-dir", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    for line in process.stderr:
+        if line.startswith("  epoch 1:"):
+            process.send_signal(signal.SIGTERM)
+            break
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "stopped by SIGTERM in epoch 1" in stderr and "--resume" in stderr
+    stopped = torch.load(tmp_path / "colorizer.pt", weights_only=True)
+    assert stopped["epoch"] == 0 and stopped["partial"][0] > 0
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = torch.load(tmp_path / "colorizer.pt", weights_only=True)
+    assert final["epoch"] == 2 and [m["epoch"] for m in final["metrics"]] == [1, 2]
+    rows = list(csv.DictReader(open(tmp_path / "colorizer.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def _lab_l(bgr_or_gray):
+    rgb = torch.from_numpy(bgr_or_gray).float() / 255
+    rgb = rgb.unsqueeze(-1).repeat(1, 1, 3) if rgb.ndim == 2 else rgb[..., [2, 1, 0]]
+    return data.rgb_to_lab(rgb.permute(2, 0, 1).unsqueeze(0))[0, 0]
+
+
+def test_colorize_any_photo_keeps_size_and_lightness(trained, tmp_path):
+    out, _ = trained
+    gray = cv2.resize(cv2.imread(str(DATA_DIR / "image00100.jpg"), cv2.IMREAD_GRAYSCALE), (517, 333))
+    rgba = cv2.cvtColor(cv2.resize(cv2.imread(str(DATA_DIR / "image00200.jpg")), (96, 64)), cv2.COLOR_BGR2BGRA)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--out-dir", tmp_path / "out",
+                        "--input", tmp_path / "gray.png", tmp_path / "rgba.png")
+    assert result.returncode == 0, result.stderr
+    for name, source in [("gray", gray), ("rgba", rgba[..., :3])]:
+        colorized = cv2.imread(str(tmp_path / "out" / f"{name}.png"))
+        assert colorized.shape[:2] == source.shape[:2]
+        l_in, l_out = _lab_l(source), _lab_l(colorized)
+        inside = (l_in > 5) & (l_in < 95)  # away from where gamut clipping may move L*
+        assert (l_in - l_out)[inside].abs().max() < 1.0
+
+
+def test_input_errors_name_the_file_and_others_still_run(trained, tmp_path):
+    out, _ = trained
+    cv2.imwrite(str(tmp_path / "ok.png"), cv2.imread(str(DATA_DIR / "image00000.jpg")))
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((16, 40, 3), np.uint8))
+    (tmp_path / "junk.jpg").write_text("junk")
+    result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--out-dir", tmp_path / "out",
+                        "--input", tmp_path / "ok.png", tmp_path / "tiny.png", tmp_path / "junk.jpg")
+    assert result.returncode == 1
+    assert (tmp_path / "out" / "ok.png").is_file()
+    assert re.search(r"error: .*tiny\.png: 16x40 is smaller than 32 pixels", result.stderr)
+    assert re.search(r"error: .*junk\.jpg: not a readable image", result.stderr)
+    assert "Traceback" not in result.stderr
+    missing = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--out-dir", tmp_path / "o2",
+                         "--input", tmp_path / "nope.png")
+    assert missing.returncode == 1 and "nope.png: no such file or folder" in missing.stderr
+    (tmp_path / "afile").write_text("x")
+    blocked = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--out-dir", tmp_path / "afile",
+                         "--input", tmp_path / "ok.png")
+    assert blocked.returncode == 1 and "afile: exists and is not a folder" in blocked.stderr
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned_marker",))
+
+
+def test_bad_checkpoints_give_one_line_errors(trained, tmp_path):
+    out, _ = trained
+    mean = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--out-dir", tmp_path)
+    assert mean.returncode == 0
+    (tmp_path / "random.pt").write_bytes(os.urandom(1000))
+    (tmp_path / "cut.pt").write_bytes((out / "colorizer.pt").read_bytes()[:5000])
+    torch.save({"model_kind": "Colorizer", "x": _Exploit()}, tmp_path / "evil.pt")
+    cases = {"mean_chroma.pt": "not a Colorizer checkpoint", "random.pt": "not a readable PyTorch checkpoint",
+             "cut.pt": "not a readable PyTorch checkpoint", "missing.pt": "no such checkpoint",
+             "evil.pt": "refused"}
+    for name, message in cases.items():
+        result = run_script("test_colorize.py", "--checkpoint", tmp_path / name, "--out-dir", tmp_path / "o")
+        assert result.returncode == 1, name
+        assert message in result.stderr and name in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (ROOT / "pwned_marker").exists() and not (tmp_path / "pwned_marker").exists()
+
+
+def test_work_shape_rounds_to_levels_and_caps_size():
+    assert test_colorize.work_shape(64, 96, 5, 256) == (64, 96)
+    assert test_colorize.work_shape(3000, 4000, 5, 256) == (192, 256)
+    with pytest.raises(data.DataError, match="smaller than 32"):
+        test_colorize.work_shape(31, 500, 5, 256)
+
+
+def test_grid_tiles_images():
+    images = torch.rand(4, 3, 8, 24)
+    tiled = test_colorize.grid(images, columns=3)
+    assert tiled.shape == (3, 16, 72)
+    assert torch.equal(tiled[:, 8:, :24], images[3]) and torch.equal(tiled[:, 8:, 24:], torch.ones(3, 8, 48))
+
+
+def test_cpu_device_and_checkpoint_map_location(trained):
+    out, _ = trained
+    checkpoint = tc.load_checkpoint(out / "colorizer.pt", torch.device("cpu"), "Colorizer")
+    assert all(t.device.type == "cpu" for t in checkpoint["model"].values())
+    assert tc.pick_device("cpu") == torch.device("cpu")

@@ -1,0 +1,151 @@
+"""data.py: loading, split and color math, checked against independent readers and the CIE formula."""
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import data
+from conftest import DATA_DIR
+
+
+def test_dataset_loads_as_rgb_float_tensor(faces):
+    rgb, names = faces
+    assert rgb.shape == (750, 3, 128, 128) and rgb.dtype == torch.float32
+    assert names == sorted(names) and names[0] == "image00000.jpg"
+    assert 0.0 <= rgb.min() and rgb.max() <= 1.0
+
+
+def test_channel_order_is_rgb_against_pil(faces):
+    rgb, names = faces
+    for i in (0, 123, 749):
+        pil = np.asarray(Image.open(DATA_DIR / names[i]).convert("RGB"), dtype=np.float32) / 255
+        ours = rgb[i].permute(1, 2, 0).numpy()
+        # different JPEG decoders differ by a few levels; swapped R and B would differ by far more
+        assert np.abs(ours - pil).mean() < 0.01
+        assert np.abs(ours[..., ::-1] - pil).mean() > 0.02
+
+
+def test_split_is_90_10_disjoint_and_seeded():
+    train, val, test = data.split_indices(750, seed=0)
+    assert (len(train), len(val), len(test)) == (675, 0, 75)
+    assert set(train.tolist()).isdisjoint(test.tolist())
+    assert sorted(train.tolist() + test.tolist()) == list(range(750))
+    again = data.split_indices(750, seed=0)
+    assert torch.equal(test, again[2]) and torch.equal(train, again[0])
+    assert not torch.equal(test, data.split_indices(750, seed=1)[2])
+
+
+def test_split_with_validation_part():
+    train, val, test = data.split_indices(750, seed=0, val_fraction=0.1)
+    assert (len(train), len(val), len(test)) == (600, 75, 75)
+    assert len(set(train.tolist()) | set(val.tolist()) | set(test.tolist())) == 750
+    assert torch.equal(test, data.split_indices(750, seed=0)[2])
+
+
+def _cie_lab(rgb):
+    """Textbook sRGB (D65) -> CIE Lab for one color, in plain Python (independent of data.py)."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    m = [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    xyz = [sum(m[r][k] * lin[k] for k in range(3)) for r in range(3)]
+    white = (0.95047, 1.0, 1.08883)
+
+    def f(t):
+        return t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29
+
+    fx, fy, fz = (f(v / w) for v, w in zip(xyz, white))
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+@pytest.mark.parametrize("rgb, expected", [
+    ((1, 1, 1), (100, 0, 0)), ((0, 0, 0), (0, 0, 0)), ((1, 0, 0), (53.24, 80.09, 67.20)),
+    ((0, 1, 0), (87.73, -86.18, 83.18)), ((0.5, 0.5, 0.5), (53.39, 0, 0)), ((0.2, 0.4, 0.7), None)])
+def test_lab_matches_cie_formula(rgb, expected):
+    lab = data.rgb_to_lab(torch.tensor(rgb, dtype=torch.float32).view(1, 3, 1, 1)).flatten().tolist()
+    reference = _cie_lab(rgb)
+    assert lab == pytest.approx(reference, abs=0.5)
+    if expected is not None:
+        assert lab == pytest.approx(expected, abs=0.5)
+
+
+def test_lab_round_trip(faces):
+    rgb = torch.cat([faces[0][:20], torch.rand(4, 3, 32, 32).repeat(1, 1, 4, 4)])
+    assert (data.lab_to_rgb(data.rgb_to_lab(rgb)) - rgb).abs().max() < 1e-3
+
+
+def test_lab_is_float_lab_not_opencv_8bit(faces):
+    lab = data.rgb_to_lab(faces[0][:50])
+    assert 0 <= lab[:, 0].min() and lab[:, 0].max() <= 100
+    assert lab[:, 1:].min() < 0  # 8-bit encoding would carry a +128 offset
+
+
+def test_normalisation_round_trips():
+    ab_raw = torch.randn(3, 2, 8, 8) * 40
+    assert torch.allclose(data.denormalize_ab(data.normalize_ab(ab_raw)), ab_raw, atol=1e-5)
+    assert data.normalize_l(torch.tensor([0.0, 100.0])).tolist() == [0.0, 1.0]
+    corners = torch.tensor([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1)], dtype=torch.float32)
+    extremes = data.rgb_to_lab(corners.view(8, 3, 1, 1))
+    assert data.normalize_ab(extremes[:, 1:]).abs().max() <= 1.0
+
+
+def test_ab_mse_raw_is_in_lab_units():
+    pred, true = torch.zeros(2, 2, 4, 4), torch.zeros(2, 2, 4, 4)
+    pred[:, 0] = data.normalize_ab(torch.tensor(3.0))
+    assert torch.allclose(data.ab_mse_raw(pred, true), torch.tensor([[9.0, 0.0], [9.0, 0.0]]))
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_missing_folder_is_named():
+    with pytest.raises(data.DataError, match="nowhere.*no such folder"):
+        data.load_faces("nowhere")
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(data.DataError, match="no loadable"):
+        data.load_faces(tmp_path)
+
+
+def test_bad_files_are_skipped_with_a_warning(tmp_path):
+    good = cv2.imread(str(DATA_DIR / "image00000.jpg"))
+    cv2.imwrite(str(tmp_path / "a_good.png"), good)
+    (tmp_path / "b_text.jpg").write_text("not an image")
+    raw = (DATA_DIR / "image00001.jpg").read_bytes()
+    (tmp_path / "c_truncated.jpg").write_bytes(raw[:len(raw) // 2])
+    (tmp_path / "d_empty.png").write_bytes(b"")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb, names = data.load_faces(tmp_path)
+    assert names == ["a_good.png"] and rgb.shape == (1, 3, 128, 128)
+    messages = " ".join(str(w.message) for w in caught)
+    for bad in ("b_text.jpg", "c_truncated.jpg", "d_empty.png"):
+        assert bad in messages
+
+
+def test_gray_rgba_16bit_and_other_sizes_become_rgb_128(tmp_path):
+    gray = np.full((128, 128), 200, np.uint8)
+    rgba = np.zeros((64, 96, 4), np.uint8)
+    rgba[..., 2] = 255  # BGRA: pure red
+    rgba[..., 3] = 10
+    deep = np.full((256, 256, 3), 65535, np.uint16)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    rgb, names = data.load_faces(tmp_path)
+    assert rgb.shape == (3, 3, 128, 128)
+    by_name = dict(zip(names, rgb))
+    assert torch.allclose(by_name["gray.png"], torch.full((3, 128, 128), 200 / 255))
+    assert torch.allclose(by_name["rgba.png"][:, 64, 64], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(by_name["deep.png"], torch.ones(3, 128, 128))
+
+
+def test_default_data_dir_falls_back_to_shared():
+    assert data.resolve_data_dir().resolve() in [p.resolve() for p in data.DEFAULT_DATA_DIRS]
+
+
+def test_select_by_name_reports_missing_names():
+    assert data.select_by_name(["a", "b", "c"], ["c", "a"]).tolist() == [2, 0]
+    with pytest.raises(data.DataError, match="zzz"):
+        data.select_by_name(["a"], ["zzz"])

@@ -1,0 +1,82 @@
+"""train_mean.py end to end on a few images: loss goes down, checkpoint reloads, printed MSE is recomputable."""
+import csv
+import re
+
+import pytest
+import torch
+
+import data
+import train_common as tc
+import train_mean
+from conftest import DATA_DIR, run_script
+from models import build_model
+
+
+@pytest.fixture(scope="module")
+def mean_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mean")
+    result = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 3, "--features", 8,
+                        "--out-dir", out)
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_training_error_goes_down(mean_run):
+    out, _ = mean_run
+    rows = list(csv.DictReader(open(out / "mean_chroma.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["train_mse"]) < float(rows[0]["train_mse"])
+
+
+def test_checkpoint_reloads_and_printed_mse_is_recomputed(mean_run):
+    out, stdout = mean_run
+    checkpoint = tc.load_checkpoint(out / "mean_chroma.pt", torch.device("cpu"), "MeanChromaNet")
+    model = build_model(checkpoint["model_kind"], checkpoint["model_args"])
+    model.load_state_dict(checkpoint["model"])
+    rgb, names = data.load_faces(DATA_DIR)
+    rgb = rgb[data.select_by_name(names, checkpoint["test_names"])]
+    l_norm, ab_norm = data.to_network(rgb)
+    mse = data.ab_mse_raw(tc.predict(model, l_norm, 7), train_mean.mean_targets(ab_norm)).mean().item()
+    printed = float(re.search(r"final test MSE ([\d.]+)", stdout).group(1))
+    assert printed == pytest.approx(mse, abs=0.01)
+    assert checkpoint["metrics"][-1]["test_mse"] == pytest.approx(mse, rel=1e-4)
+    assert len(checkpoint["test_names"]) == 2 and len(checkpoint["train_names"]) == 18
+    assert "constant baseline" in stdout and "true mean (a*, b*)" in stdout
+
+
+def test_tanh_target_scaling_round_trips():
+    ab_raw = torch.tensor([[12.5, -30.0], [0.0, 95.0]])
+    scaled = data.normalize_ab(ab_raw)
+    assert scaled.abs().max() <= 1.0
+    assert torch.allclose(data.denormalize_ab(scaled), ab_raw)
+
+
+def test_tanh_run_prints_raw_units(tmp_path):
+    result = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--tanh",
+                        "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    checkpoint = torch.load(tmp_path / "mean_chroma.pt", weights_only=True)
+    assert checkpoint["model_args"]["tanh"] is True
+    baseline = float(re.search(r"test MSE ([\d.]+)", result.stdout).group(1))
+    assert baseline > 0.1  # raw Lab units^2: in [-1, 1] units it would be below 0.01
+
+
+@pytest.mark.parametrize("flags, message", [(["--epochs", "0"], "--epochs"), (["--batch-size", "-1"], "--batch-size"),
+                                            (["--features", "0"], "--features"), (["--lr", "nan"], "--lr"),
+                                            (["--bogus"], "unrecognized")])
+def test_bad_flags_are_argparse_errors(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_mean.parse_args(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_diverging_run_stops_with_message_and_keeps_checkpoint(tmp_path):
+    good = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--out-dir", tmp_path)
+    assert good.returncode == 0
+    before = (tmp_path / "mean_chroma.pt").read_bytes()
+    bad = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--lr", "1e30",
+                     "--features", "16", "--out-dir", tmp_path)
+    assert bad.returncode == 1
+    assert re.search(r"error: training diverged: non-finite loss at epoch 1, step \d+", bad.stderr)
+    assert (tmp_path / "mean_chroma.pt").read_bytes() == before

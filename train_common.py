@@ -1,0 +1,294 @@
+"""Training-loop pieces shared by train_mean.py and train_colorize.py (and checkpoint loading for test_colorize.py).
+
+Owner of: CLI flag types and the common flags, device choice, the prepared (augmented, Lab) data on the device,
+shuffled mini-batch iteration, one training epoch, batched evaluation in eval mode, the per-epoch log (stdout +
+CSV), atomic checkpoint save, safe checkpoint load, graceful SIGINT/SIGTERM, and the one-line error exit.
+"""
+import argparse
+import csv
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import data
+from augment import augment
+
+
+class UserError(Exception):
+    """Something the user can fix (bad file, bad checkpoint, diverged run): printed as one line, exit status 1."""
+
+
+# ---------------------------------------------------------------- CLI
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def add_common_args(parser, epochs, lr, out_dir):
+    """Flags every training script has; defaults differ per script."""
+    parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
+                                           "else ../shared/face_images)")
+    parser.add_argument("--limit", type=positive_int, help="use only the first LIMIT images (quick runs)")
+    parser.add_argument("--epochs", type=positive_int, default=epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=10)
+    parser.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                        help="learning rate per epoch: constant, or cosine decay to 0 at the last epoch")
+    parser.add_argument("--augment-factor", type=positive_int, default=10,
+                        help="copies of each training image (1: no augmentation)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the split, augmentation, init and batch order")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--out-dir", default=out_dir, help="checkpoint, log and plots go here")
+    parser.add_argument("--tanh", action="store_true", help="Tanh output, a*b* targets scaled to [-1, 1]")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
+
+
+def pick_device(name):
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def run_main(main):
+    """Run a script's main(); user errors become one line on stderr and exit status 1."""
+    try:
+        main()
+    except (UserError, data.DataError) as err:
+        sys.exit(f"error: {err}")
+
+
+# ---------------------------------------------------------------- data
+
+def prepare_data(args, device):
+    """Load, split 90/10 before augmentation, augment the training part, convert to Lab; tensors on `device`.
+
+    Returns a dict: train_l/train_ab (augmented, l_norm / ab_norm), test_l/test_ab, train_names, test_names.
+    """
+    rgb, names = data.load_faces(args.data_dir, args.limit)
+    train_idx, _, test_idx = data.split_indices(len(rgb), args.seed)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise UserError(f"{len(rgb)} image(s) are too few for a 90/10 split")
+    train_rgb = augment(rgb[train_idx], args.augment_factor, seed=args.seed)
+    train_l, train_ab = data.to_network(train_rgb)
+    test_l, test_ab = data.to_network(rgb[test_idx])
+    return {"train_l": train_l.to(device), "train_ab": train_ab.to(device),
+            "test_l": test_l.to(device), "test_ab": test_ab.to(device),
+            "train_names": [names[i] for i in train_idx], "test_names": [names[i] for i in test_idx]}
+
+
+# ---------------------------------------------------------------- loop
+
+class StopFlag:
+    """Turns SIGINT/SIGTERM into a flag, so the loop can finish its step and checkpoint before exiting."""
+
+    def __init__(self):
+        self.signal_name = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, _frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def __bool__(self):
+        return self.signal_name is not None
+
+
+def minibatches(n, batch_size, seed):
+    """Shuffled index tensors covering range(n); the order depends only on `seed`."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order.split(batch_size)
+
+
+class Progress:
+    """A progress line inside an epoch: redrawn on a terminal, every quarter epoch otherwise."""
+
+    def __init__(self, epoch, total):
+        self.epoch, self.total, self.start = epoch, total, time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.next_report = total // 4
+
+    def update(self, done):
+        if not self.tty and done < self.next_report:
+            return
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        end = "\r" if self.tty else "\n"
+        print(f"  epoch {self.epoch}: {done}/{self.total} images, {rate:.0f} img/s", end=end, file=sys.stderr,
+              flush=True)
+        self.next_report += self.total // 4
+
+    def close(self):
+        if self.tty:
+            print(" " * 60, end="\r", file=sys.stderr, flush=True)
+
+
+def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_steps=0):
+    """Train on (x, y) in shuffled mini-batches, starting after `skip_steps` already-done steps of this epoch.
+
+    Returns (steps done, sum of per-sample ab_norm MSE, samples seen) for this call; stops early after the
+    current step once `stop` is set; raises UserError on a non-finite loss.
+    """
+    model.train()
+    loss_sum, seen, steps = 0.0, 0, skip_steps
+    batches = minibatches(len(x), batch_size, seed * 100_003 + epoch)
+    progress = Progress(epoch, len(x))
+    for idx in batches[skip_steps:]:
+        idx = idx.to(x.device)
+        loss = torch.nn.functional.mse_loss(model(x[idx]), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise UserError(f"training diverged: non-finite loss at epoch {epoch}, step {steps}; "
+                            f"try a smaller --lr (the last good checkpoint is kept)")
+        loss_sum += loss_value * len(idx)
+        seen += len(idx)
+        progress.update(seen)
+        if stop:
+            break
+    progress.close()
+    return steps, loss_sum, seen, steps == len(batches)
+
+
+@torch.no_grad()
+def predict(model, x, batch_size):
+    """Model outputs for all of x, in eval mode and mini-batches; the model is back in train mode afterwards."""
+    model.eval()
+    out = torch.cat([model(part) for part in x.split(batch_size)])
+    model.train()
+    return out
+
+
+def evaluate(model, x, y, batch_size):
+    """Exact test MSE in raw Lab units^2: dict with mse_a, mse_b and mse (their mean), averaged over all samples."""
+    per_image = data.ab_mse_raw(predict(model, x, batch_size), y)
+    mse_a, mse_b = per_image.mean(0).tolist()
+    return {"mse_a": mse_a, "mse_b": mse_b, "mse": (mse_a + mse_b) / 2}
+
+
+class EpochLog:
+    """Prints one line per epoch and appends the same figures to <out_dir>/<name>.csv."""
+
+    FIELDS = ("epoch", "train_mse", "test_mse_a", "test_mse_b", "test_mse", "img_per_s", "elapsed_s")
+
+    def __init__(self, path, resume):
+        self.path = Path(path)
+        if not resume or not self.path.exists():
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
+
+    def write(self, row):
+        print(f"epoch {row['epoch']:3d}  train MSE {row['train_mse']:8.2f}  test MSE a* {row['test_mse_a']:7.2f}"
+              f"  b* {row['test_mse_b']:7.2f}  mean {row['test_mse']:7.2f}  {row['img_per_s']:6.0f} img/s"
+              f"  {row['elapsed_s']:6.0f} s", flush=True)
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow(round(row[k], 4) if isinstance(row[k], float) else row[k] for k in self.FIELDS)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, checkpoint):
+    """Write atomically: a temporary file in the same folder, then rename over the old checkpoint."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, device, kind):
+    """Load a checkpoint of a `kind` model safely (weights_only) onto `device`; UserError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or unsafe files; all mean "not usable"
+        reason = "refused: it would load code, not only tensors and plain data" \
+            if "unsupported global" in str(err).lower() else "not a readable PyTorch checkpoint (corrupt or truncated)"
+        raise UserError(f"{path}: {reason}") from None
+    found = checkpoint.get("model_kind") if isinstance(checkpoint, dict) else None
+    if found != kind:
+        raise UserError(f"{path}: not a {kind} checkpoint (found {found or 'no model kind'})")
+    return checkpoint
+
+
+def make_optimizer(model, args):
+    """Adam, with a per-epoch cosine decay of the learning rate to zero when --lr-schedule cosine."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if args.lr_schedule == "cosine":
+        decay = lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / args.epochs))  # noqa: E731
+    else:
+        decay = lambda epoch: 1.0  # noqa: E731
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+
+
+def fit(model, train, test, args, prepared, checkpoint_path, log_path, resume_from=None):
+    """Train for args.epochs epochs with a test evaluation, log line and atomic checkpoint after each one.
+
+    `train` and `test` are (input, target) tensor pairs on the model's device. `resume_from` is a loaded
+    checkpoint of this run (possibly stopped mid-epoch). On SIGINT/SIGTERM the current step finishes, a
+    checkpoint is written and UserError says how to resume. Returns the per-epoch metrics.
+    """
+    optimizer, scheduler = make_optimizer(model, args)
+    metrics, epoch, skip_steps, loss_sum, seen = [], 1, 0, 0.0, 0
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        scheduler.load_state_dict(resume_from["scheduler"])
+        metrics, epoch = resume_from["metrics"], resume_from["epoch"] + 1
+        skip_steps, loss_sum, seen = resume_from["partial"]
+    log = EpochLog(log_path, resume=resume_from is not None)
+    stop, start = StopFlag(), time.perf_counter()
+    for epoch in range(epoch, args.epochs + 1):
+        epoch_start = time.perf_counter()
+        steps, part_sum, part_seen, complete = train_epoch(model, optimizer, *train, args.batch_size, epoch,
+                                                           args.seed, stop, skip_steps)
+        loss_sum, seen = loss_sum + part_sum, seen + part_seen
+        if not complete:
+            state = checkpoint(model, optimizer, scheduler, epoch - 1, (steps, loss_sum, seen), args, prepared,
+                               metrics)
+            save_checkpoint(checkpoint_path, state)
+            raise UserError(f"stopped by {stop.signal_name} in epoch {epoch} after step {steps}; checkpoint "
+                            f"saved to {checkpoint_path}; continue with the same command plus --resume")
+        img_per_s = part_seen / (time.perf_counter() - epoch_start)
+        scheduler.step()
+        row = {"epoch": epoch, "train_mse": loss_sum / seen * data.AB_SCALE ** 2,
+               **{f"test_{k}": v for k, v in evaluate(model, *test, args.batch_size).items()},
+               "img_per_s": img_per_s, "elapsed_s": time.perf_counter() - start}
+        metrics.append(row)
+        log.write(row)
+        save_checkpoint(checkpoint_path, checkpoint(model, optimizer, scheduler, epoch, (0, 0.0, 0), args,
+                                                    prepared, metrics))
+        skip_steps, loss_sum, seen = 0, 0.0, 0
+        if stop and epoch < args.epochs:
+            raise UserError(f"stopped by {stop.signal_name} after epoch {epoch}; checkpoint saved to "
+                            f"{checkpoint_path}; continue with the same command plus --resume")
+    return metrics
+
+
+def checkpoint(model, optimizer, scheduler, epoch, partial, args, prepared, metrics):
+    """Everything needed to rebuild, resume and re-evaluate a run; `epoch` is the last completed one and
+    `partial` = (steps, loss sum, samples) already done of the next."""
+    return {"model_kind": type(model).__name__, "model_args": model.args,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+            "partial": list(partial), "args": vars(args), "train_names": prepared["train_names"],
+            "test_names": prepared["test_names"], "metrics": metrics}
