@@ -11,7 +11,9 @@ Units used across the project:
 - `l_norm` = L / 100 in [0, 1] (network input); `ab_norm` = ab / AB_SCALE, in [-1, 1] for sRGB colors
   (network output, linear or Tanh). Errors are always reported in raw Lab units (`ab_raw`).
 """
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -26,12 +28,14 @@ DEFAULT_DATA_DIRS = (SCRIPT_DIR / "face_images", SCRIPT_DIR.parent / "shared" / 
 L_SCALE = 100.0
 AB_SCALE = 110.0  # every sRGB color has |a|, |b| < 110, so ab / 110 fits a Tanh output
 
-# sRGB (D65) to CIE XYZ, and the D65 white point (IEC 61966-2-1 / CIE 15).
+# Linear sRGB (D65) to CIE XYZ (IEC 61966-2-1), with each row divided by the D65 white point's X, Y, Z,
+# so the product is XYZ relative to white (X/Xn, Y/Yn, Z/Zn); and its inverse.
 _RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
                             [0.212671, 0.715160, 0.072169],
                             [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
-_XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)
-_WHITE_D65 = torch.tensor([0.950456, 1.0, 1.088754], dtype=torch.float64)
+_WHITE_D65 = _RGB_TO_XYZ.sum(1)  # XYZ of RGB white: 0.950456, 1.0, 1.088754
+_RGB_TO_XYZ_REL = _RGB_TO_XYZ / _WHITE_D65.view(3, 1)
+_XYZ_REL_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ_REL)
 _EPS = 216.0 / 24389.0
 _KAPPA = 24389.0 / 27.0
 
@@ -76,14 +80,11 @@ def read_rgb(path):
     if _is_truncated_jpeg(raw):
         raise DataError(f"{path}: truncated JPEG")
     scale = 65535.0 if image.dtype == np.uint16 else 255.0 if image.dtype == np.uint8 else 1.0
-    image = image.astype(np.float32) / scale
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.ndim == 2 or image.shape[2] == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return np.multiply(image, 1 / scale, dtype=np.float32)  # channel order fixed before the 4x larger float copy
 
 
 def list_images(folder):
@@ -91,25 +92,32 @@ def list_images(folder):
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _read_or_error(path):
+    try:
+        return read_rgb(path)
+    except DataError as err:
+        return err
+
+
 def load_faces(data_dir=None, limit=None):
     """Load the dataset as (rgb N x 3 x 128 x 128 float32 in [0,1], file names).
 
     Files that cannot be used are skipped with a warning naming them; images of another size are resized
-    (INTER_AREA). `limit` keeps only the first files, for quick runs and tests.
+    (INTER_AREA). `limit` keeps only the first files, for quick runs and tests. Files are decoded on a few
+    threads (OpenCV releases the GIL).
     """
     folder = resolve_data_dir(data_dir)
     paths = list_images(folder)[:limit]
     images, names = [], []
-    for path in paths:
-        try:
-            rgb = read_rgb(path)
-        except DataError as err:
-            warnings.warn(f"skipping {err}", stacklevel=2)
-            continue
-        if rgb.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-            rgb = cv2.resize(rgb, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-        images.append(rgb)
-        names.append(path.name)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for path, rgb in zip(paths, pool.map(_read_or_error, paths)):
+            if isinstance(rgb, DataError):
+                warnings.warn(f"skipping {rgb}", stacklevel=2)
+                continue
+            if rgb.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+                rgb = cv2.resize(rgb, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+            images.append(rgb)
+            names.append(path.name)
     if not images:
         raise DataError(f"{folder}: no loadable .jpg/.jpeg/.png image")
     rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
@@ -139,7 +147,7 @@ def select_by_name(names, wanted):
 # ---------------------------------------------------------------- color math
 
 def _srgb_to_linear(rgb):
-    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return torch.where(rgb > 0.04045, (rgb + 0.055).div_(1.055).pow_(2.4), rgb / 12.92)
 
 
 def _linear_to_srgb(linear):
@@ -147,26 +155,24 @@ def _linear_to_srgb(linear):
 
 
 def _mix(matrix, x):
-    """Apply a 3x3 matrix to the channel dimension (dim 1) of N x 3 x H x W."""
-    return torch.einsum("ij,njhw->nihw", matrix.to(x), x)
+    """Apply a 3x3 matrix to the channel dimension (dim 1) of N x 3 x H x W, as one batched matmul."""
+    return torch.matmul(matrix.to(x), x.reshape(len(x), 3, -1)).view_as(x)
 
 
 def rgb_to_lab(rgb):
     """sRGB in [0, 1] (N x 3 x H x W) to float CIE Lab (L in [0, 100], a and b signed), same shape."""
-    xyz = _mix(_RGB_TO_XYZ, _srgb_to_linear(rgb.clamp(0, 1))) / _WHITE_D65.to(rgb).view(1, 3, 1, 1)
-    f = torch.where(xyz > _EPS, xyz.clamp(min=_EPS) ** (1 / 3), (_KAPPA * xyz + 16) / 116)
-    l_raw = 116 * f[:, 1:2] - 16
-    a_raw = 500 * (f[:, 0:1] - f[:, 1:2])
-    b_raw = 200 * (f[:, 1:2] - f[:, 2:3])
-    return torch.cat([l_raw, a_raw, b_raw], dim=1)
+    xyz = _mix(_RGB_TO_XYZ_REL, _srgb_to_linear(rgb))
+    f = torch.where(xyz > _EPS, xyz.pow(1 / 3), (xyz * (_KAPPA / 116)).add_(16 / 116))
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
 
 
 def lab_to_rgb(lab):
     """Float CIE Lab (N x 3 x H x W) back to sRGB, clipped to [0, 1]."""
     fy = (lab[:, 0:1] + 16) / 116
     f = torch.cat([fy + lab[:, 1:2] / 500, fy, fy - lab[:, 2:3] / 200], dim=1)
-    xyz = torch.where(f ** 3 > _EPS, f ** 3, (116 * f - 16) / _KAPPA) * _WHITE_D65.to(lab).view(1, 3, 1, 1)
-    return _linear_to_srgb(_mix(_XYZ_TO_RGB, xyz)).clamp(0, 1)
+    xyz = torch.where(f > 6 / 29, f ** 3, (116 * f - 16) / _KAPPA)  # f > 6/29 is XYZ > _EPS
+    return _linear_to_srgb(_mix(_XYZ_REL_TO_RGB, xyz)).clamp(0, 1)
 
 
 def normalize_l(l_raw):

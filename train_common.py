@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import data
-from augment import augment
+from augment import apply_params, sample_params
 
 
 class UserError(Exception):
@@ -96,6 +96,22 @@ def run_main(main):
 
 # ---------------------------------------------------------------- data
 
+def augmented_network_data(rgb, factor, seed, chunk=16):
+    """Augment rgb x`factor` and convert to (l_norm, ab_norm), `chunk` source images at a time.
+
+    Same result as data.to_network(augment(rgb, factor, seed)), without holding the whole augmented RGB set;
+    chunks of 16 sources (about 30 MB of temporaries) stay under glibc's mmap threshold, so their memory is
+    reused instead of page-faulted in again for every chunk.
+    """
+    params = sample_params(len(rgb), factor, seed)
+    l_norm = torch.empty((len(rgb) * factor, 1, *rgb.shape[2:]))
+    ab_norm = torch.empty((len(rgb) * factor, 2, *rgb.shape[2:]))
+    for start in range(0, len(rgb), chunk):
+        copies = slice(start * factor, (start + chunk) * factor)
+        l_norm[copies], ab_norm[copies] = data.to_network(apply_params(rgb[start:start + chunk], params[copies]))
+    return l_norm, ab_norm
+
+
 def prepare_data(args, device):
     """Load, split 90/10 before augmentation, augment the training part, convert to Lab; tensors on `device`.
 
@@ -105,8 +121,7 @@ def prepare_data(args, device):
     train_idx, _, test_idx = data.split_indices(len(rgb), args.seed)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise UserError(f"{len(rgb)} image(s) are too few for a 90/10 split")
-    train_rgb = augment(rgb[train_idx], args.augment_factor, seed=args.seed)
-    train_l, train_ab = data.to_network(train_rgb)
+    train_l, train_ab = augmented_network_data(rgb[train_idx], args.augment_factor, args.seed)
     test_l, test_ab = data.to_network(rgb[test_idx])
     return {"train_l": train_l.to(device), "train_ab": train_ab.to(device),
             "test_l": test_l.to(device), "test_ab": test_ab.to(device),
