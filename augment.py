@@ -83,8 +83,9 @@ def apply_params(rgb, params):
         copies = slice(start * factor, (start + len(sources)) * factor)
         grid = _sampling_grid(params[copies], height, width).view(len(sources), factor * height, width, 2)
         stacked = F.grid_sample(sources, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        out[copies] = stacked.view(len(sources), channels, factor, height, width).transpose(1, 2).flatten(0, 1)
-        out[copies] *= params.scale[copies].view(-1, 1, 1, 1)
+        torch.mul(stacked.view(len(sources), channels, factor, height, width).transpose(1, 2),
+                  params.scale[copies].view(len(sources), factor, 1, 1, 1),
+                  out=out[copies].view(len(sources), factor, channels, height, width))
     return out
 
 

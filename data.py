@@ -147,7 +147,7 @@ def select_by_name(names, wanted):
 # ---------------------------------------------------------------- color math
 
 def _srgb_to_linear(rgb):
-    return torch.where(rgb > 0.04045, (rgb + 0.055).div_(1.055).pow_(2.4), rgb / 12.92)
+    return torch.where(rgb > 0.04045, (rgb + 0.055).mul_(1 / 1.055).pow_(2.4), rgb * (1 / 12.92))
 
 
 def _linear_to_srgb(linear):
@@ -187,17 +187,19 @@ def denormalize_ab(ab_norm):
     return ab_norm * AB_SCALE
 
 
-def to_network(rgb, chunk=64):
+def to_network(rgb, chunk=16, out=None):
     """RGB batch to the pair the colorizer trains on: (l_norm N x 1 x H x W, ab_norm N x 2 x H x W).
 
     Converts `chunk` images at a time: the temporaries stay in cache, which is faster and bounds peak memory.
+    `out` = (l_norm, ab_norm) tensors to fill instead of new ones.
     """
-    l_norm = torch.empty((len(rgb), 1, *rgb.shape[2:]), dtype=rgb.dtype, device=rgb.device)
-    ab_norm = torch.empty((len(rgb), 2, *rgb.shape[2:]), dtype=rgb.dtype, device=rgb.device)
+    shape = (len(rgb), *rgb.shape[2:])
+    l_norm, ab_norm = out if out is not None else (rgb.new_empty((shape[0], 1, *shape[1:])),
+                                                   rgb.new_empty((shape[0], 2, *shape[1:])))
     for start in range(0, len(rgb), chunk):
         lab = rgb_to_lab(rgb[start:start + chunk])
-        l_norm[start:start + chunk] = normalize_l(lab[:, :1])
-        ab_norm[start:start + chunk] = normalize_ab(lab[:, 1:])
+        torch.mul(lab[:, :1], 1 / L_SCALE, out=l_norm[start:start + chunk])  # normalize_*, written in place
+        torch.mul(lab[:, 1:], 1 / AB_SCALE, out=ab_norm[start:start + chunk])
     return l_norm, ab_norm
 
 
