@@ -5,7 +5,8 @@ Owner of measuring only; it calls the same functions the scripts run. Stages:
 - bare loop: forward + backward + Adam step of the default Colorizer on one in-memory batch, nothing else;
 - train loop: train_common.train_epoch, the loop train_colorize.py runs (batch indexing, loss check, progress);
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded);
-- peak memory: maximum RSS of a one-epoch `train_colorize.py` run (default settings) in a child process.
+- peak memory: maximum RSS of a one-epoch `train_colorize.py` run (default settings) in a child process;
+- with --variants: the bare loop under bf16 autocast and under torch.compile (with its compile time).
 """
 import argparse
 import os
@@ -47,7 +48,7 @@ def bench_prepare(repeats):
 def bench_loops(prepared, steps, batch_size, repeats):
     """(bare img/s, train-loop img/s) for the default Colorizer on the same data and batch size."""
     torch.manual_seed(0)
-    model = Colorizer()
+    model = Colorizer().to(memory_format=torch.channels_last)  # as train_common.fit runs it
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
 
@@ -60,7 +61,8 @@ def bench_loops(prepared, steps, batch_size, repeats):
 
     images = steps * batch_size
     subset = (prepared["train_l"][:images], prepared["train_ab"][:images])
-    real = lambda: tc.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop=False)  # noqa: E731
+    stop = tc.StopFlag()
+    real = lambda: tc.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop)  # noqa: E731
     # interleave the two, so a slow phase of a shared machine hits both alike
     bare_times, real_times = [], []
     bare(), real()
@@ -68,6 +70,33 @@ def bench_loops(prepared, steps, batch_size, repeats):
         bare_times.append(timed(bare, 1))
         real_times.append(timed(real, 1))
     return images / statistics.median(bare_times), images / statistics.median(real_times)
+
+
+def bench_variants(steps, batch_size, repeats):
+    """Rows for the bare loop in bf16 autocast and compiled (first call = compile time)."""
+    x, y = torch.rand(batch_size, 1, 128, 128), torch.rand(batch_size, 2, 128, 128)
+    rows = []
+    for name in ("bf16 autocast", "torch.compile"):
+        torch.manual_seed(0)
+        model = Colorizer().to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+        run = torch.compile(model) if name == "torch.compile" else model
+
+        def loop(count):
+            for _ in range(count):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16 autocast"):
+                    out = run(x)
+                loss = torch.nn.functional.mse_loss(out.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+        start = time.perf_counter()
+        loop(1)
+        first = time.perf_counter() - start
+        rate = steps * batch_size / timed(lambda: loop(steps), repeats)
+        rows.append((f"bare loop, {name} (first step {first:.1f} s)", f"{rate:.0f} img/s"))
+    return rows
 
 
 def bench_photo(repeats):
@@ -92,6 +121,7 @@ def main():
     parser.add_argument("--repeats", type=tc.positive_int, default=5)
     parser.add_argument("--steps", type=tc.positive_int, default=30, help="training steps per loop timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the one-epoch peak-memory run (~40 s)")
+    parser.add_argument("--variants", action="store_true", help="also time bf16 autocast and torch.compile")
     args = parser.parse_args()
     tc.keep_freed_memory()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -103,6 +133,8 @@ def main():
              ("train_colorize loop (train_common.train_epoch), batch 10", f"{real:.0f} img/s"),
              ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
     del prepared
+    if args.variants:
+        rows += bench_variants(args.steps, 10, args.repeats)
     rows.append(("colorize a 4000x3000 photo (--input; model load excluded)", f"{bench_photo(args.repeats):.2f} s"))
     if not args.no_memory:
         rows.append(("peak RSS, default train_colorize.py run (1 epoch)", f"{peak_training_rss_mb():.0f} MB"))

@@ -47,24 +47,27 @@ def plot_losses(metrics, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = tc.pick_device(args.device)
+    device = tc.init_distributed(args.device)
+    rank, world = tc.rank_and_world()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / f"{NAME}.pt"
     resume_from = tc.load_checkpoint(checkpoint_path, device, "Colorizer") if args.resume else None
+    stop = tc.StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
     prepared = tc.prepare_data(args, device)
-    print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
-          f"{len(prepared['test_l'])} test images, device {device}")
-
     torch.manual_seed(args.seed)
     model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips).to(device)
-    print(f"Colorizer {model.args}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    if rank == 0:
+        print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
+              f"{len(prepared['test_l'])} test images, device {device}, {world} process(es)")
+        print(f"Colorizer {model.args}: {sum(p.numel() for p in model.parameters()):,} parameters")
     metrics = tc.fit(model, (prepared["train_l"], prepared["train_ab"]), (prepared["test_l"], prepared["test_ab"]),
-                     args, prepared, checkpoint_path, out_dir / f"{NAME}.csv", resume_from)
-    plot_losses(metrics, out_dir / f"{NAME}_loss.png")
-    final = metrics[-1]
-    print(f"final test MSE {final['test_mse']:.2f} (a* {final['test_mse_a']:.2f}, b* {final['test_mse_b']:.2f}) "
-          f"after {final['epoch']} epochs; checkpoint {checkpoint_path}")
+                     args, prepared, checkpoint_path, out_dir / f"{NAME}.csv", resume_from, stop)
+    if rank == 0:
+        plot_losses(metrics, out_dir / f"{NAME}_loss.png")
+        final = metrics[-1]
+        print(f"final test MSE {final['test_mse']:.2f} (a* {final['test_mse_a']:.2f}, b* {final['test_mse_b']:.2f}) "
+              f"after {final['epoch']} epochs; checkpoint {checkpoint_path}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ NAME = "mean_chroma"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    tc.add_common_args(parser, epochs=10, lr=1e-3, out_dir="outputs")
+    tc.add_common_args(parser, epochs=30, lr=1e-3, out_dir="outputs")
     parser.add_argument("--features", type=tc.positive_int, default=3, help="feature maps of the hidden layers")
     return parser.parse_args(argv)
 
@@ -34,6 +34,7 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / f"{NAME}.pt"
     resume_from = tc.load_checkpoint(checkpoint_path, device, "MeanChromaNet") if args.resume else None
+    stop = tc.StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
     prepared = tc.prepare_data(args, device)
     train = (prepared["train_l"], mean_targets(prepared["train_ab"]))
     test = (prepared["test_l"], mean_targets(prepared["test_ab"]))
@@ -44,7 +45,8 @@ def main(argv=None):
 
     torch.manual_seed(args.seed)
     model = MeanChromaNet(args.features, args.tanh).to(device)
-    metrics = tc.fit(model, train, test, args, prepared, checkpoint_path, out_dir / f"{NAME}.csv", resume_from)
+    metrics = tc.fit(model, train, test, args, prepared, checkpoint_path, out_dir / f"{NAME}.csv", resume_from,
+                     stop)
 
     predicted = data.denormalize_ab(tc.predict(model, test[0][:5], args.batch_size))
     for name, true, pred in zip(prepared["test_names"], data.denormalize_ab(test[1][:5]), predicted):

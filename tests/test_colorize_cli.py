@@ -69,7 +69,7 @@ def test_sigterm_mid_epoch_then_resume_finishes(tmp_path):
             process.send_signal(signal.SIGTERM)
             break
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1
+    assert process.returncode == 75  # "resumable", for SLURM scripts
     assert "stopped by SIGTERM in epoch 1" in stderr and "--resume" in stderr
     stopped = torch.load(tmp_path / "colorizer.pt", weights_only=True)
     assert stopped["epoch"] == 0 and stopped["partial"][0] > 0
