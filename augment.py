@@ -21,7 +21,7 @@ _CHUNK = 512  # images per grid_sample call: bounds the temporary sampling grid
 
 @dataclass
 class AugmentParams:
-    """Per-copy random draws; all tensors have length N * factor, copies of image i at i*factor ... i*factor+factor-1."""
+    """Per-copy random draws, tensors of length N * factor: copies of image i at i*factor ... i*factor+factor-1."""
     flip: torch.Tensor      # bool
     side: torch.Tensor      # crop side as a fraction of the image side
     center: torch.Tensor    # crop centre, N x 2 (x, y), in [-1, 1] image coordinates

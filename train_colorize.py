@@ -4,7 +4,6 @@ Owner of this script's CLI, the model flags and the loss-curve plot; the loop, d
 checkpoints come from train_common. Errors are MSE over a* and b* in raw Lab units^2.
 """
 import argparse
-from pathlib import Path
 
 import matplotlib
 import torch
@@ -47,27 +46,21 @@ def plot_losses(metrics, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = tc.init_distributed(args.device)
-    rank, world = tc.rank_and_world()
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out_dir / f"{NAME}.pt"
-    resume_from = tc.load_checkpoint(checkpoint_path, device, "Colorizer") if args.resume else None
-    stop = tc.StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
-    prepared = tc.prepare_data(args, device)
+    run = tc.start_run(args, NAME, "Colorizer")
+    prepared, (rank, world) = run.prepared, tc.rank_and_world()
     torch.manual_seed(args.seed)
-    model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips).to(device)
+    model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips).to(run.device)
     if rank == 0:
         print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
-              f"{len(prepared['test_l'])} test images, device {device}, {world} process(es)")
+              f"{len(prepared['test_l'])} test images, device {run.device}, {world} process(es)")
         print(f"Colorizer {model.args}: {sum(p.numel() for p in model.parameters()):,} parameters")
     metrics = tc.fit(model, (prepared["train_l"], prepared["train_ab"]), (prepared["test_l"], prepared["test_ab"]),
-                     args, prepared, checkpoint_path, out_dir / f"{NAME}.csv", resume_from, stop)
+                     args, prepared, run.checkpoint_path, run.log_path, run.resume_from, run.stop)
     if rank == 0:
-        plot_losses(metrics, out_dir / f"{NAME}_loss.png")
+        plot_losses(metrics, run.out_dir / f"{NAME}_loss.png")
         final = metrics[-1]
         print(f"final test MSE {final['test_mse']:.2f} (a* {final['test_mse_a']:.2f}, b* {final['test_mse_b']:.2f}) "
-              f"after {final['epoch']} epochs; checkpoint {checkpoint_path}")
+              f"after {final['epoch']} epochs; checkpoint {run.checkpoint_path}")
 
 
 if __name__ == "__main__":

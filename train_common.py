@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
@@ -173,6 +174,20 @@ def prepare_data(args, device):
     return {"train_l": train_l.to(device), "train_ab": train_ab.to(device),
             "test_l": test_l.to(device), "test_ab": test_ab.to(device),
             "train_names": [names[i] for i in train_idx], "test_names": [names[i] for i in test_idx]}
+
+
+def start_run(args, name, model_kind):
+    """The common start of a training script: device (joining torchrun's group, if any), output folder, the
+    checkpoint to resume (--resume), the stop flag, and the prepared data. Returns a SimpleNamespace."""
+    device = init_distributed(args.device)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out_dir / f"{name}.pt"
+    resume_from = load_checkpoint(checkpoint_path, device, model_kind) if args.resume else None
+    stop = StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
+    return SimpleNamespace(device=device, out_dir=out_dir, checkpoint_path=checkpoint_path,
+                           log_path=out_dir / f"{name}.csv", resume_from=resume_from, stop=stop,
+                           prepared=prepare_data(args, device))
 
 
 # ---------------------------------------------------------------- loop

@@ -4,7 +4,6 @@ Owner of this script's CLI and report lines; the loop, data preparation and chec
 Every printed error is MSE in raw Lab units^2 over (mean a*, mean b*).
 """
 import argparse
-from pathlib import Path
 
 import torch
 
@@ -29,31 +28,25 @@ def mean_targets(ab_norm):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = tc.pick_device(args.device)
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out_dir / f"{NAME}.pt"
-    resume_from = tc.load_checkpoint(checkpoint_path, device, "MeanChromaNet") if args.resume else None
-    stop = tc.StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
-    prepared = tc.prepare_data(args, device)
+    run = tc.start_run(args, NAME, "MeanChromaNet")
+    prepared = run.prepared
     train = (prepared["train_l"], mean_targets(prepared["train_ab"]))
     test = (prepared["test_l"], mean_targets(prepared["test_ab"]))
     baseline = data.ab_mse_raw(train[1].mean(0).expand_as(test[1]), test[1]).mean().item()
     print(f"{len(train[0])} training images (x{args.augment_factor} augmented), {len(test[0])} test images, "
-          f"device {device}")
+          f"device {run.device}")
     print(f"constant baseline (training images' average mean color) test MSE {baseline:.2f}")
 
     torch.manual_seed(args.seed)
-    model = MeanChromaNet(args.features, args.tanh).to(device)
-    metrics = tc.fit(model, train, test, args, prepared, checkpoint_path, out_dir / f"{NAME}.csv", resume_from,
-                     stop)
+    model = MeanChromaNet(args.features, args.tanh).to(run.device)
+    metrics = tc.fit(model, train, test, args, prepared, run.checkpoint_path, run.log_path, run.resume_from, run.stop)
 
     predicted = data.denormalize_ab(tc.predict(model, test[0][:5], args.batch_size))
     for name, true, pred in zip(prepared["test_names"], data.denormalize_ab(test[1][:5]), predicted):
         print(f"  {name}: true mean (a*, b*) = ({true[0]:6.2f}, {true[1]:6.2f})  "
               f"predicted ({pred[0]:6.2f}, {pred[1]:6.2f})")
     print(f"final test MSE {metrics[-1]['test_mse']:.2f} (constant baseline {baseline:.2f}); "
-          f"checkpoint {checkpoint_path}")
+          f"checkpoint {run.checkpoint_path}")
 
 
 if __name__ == "__main__":
