@@ -120,8 +120,7 @@ def load_faces(data_dir=None, limit=None):
             names.append(path.name)
     if not images:
         raise DataError(f"{folder}: no loadable .jpg/.jpeg/.png image")
-    rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return rgb.clamp_(0.0, 1.0), names
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), names
 
 
 # ---------------------------------------------------------------- split
@@ -159,12 +158,26 @@ def _mix(matrix, x):
     return torch.matmul(matrix.to(x), x.reshape(len(x), 3, -1)).view_as(x)
 
 
+def _lab_f(rgb):
+    """The CIE f() of X/Xn, Y/Yn, Z/Zn for sRGB in [0, 1], N x 3 x H x W."""
+    xyz = _mix(_RGB_TO_XYZ_REL, _srgb_to_linear(rgb))
+    return torch.where(xyz > _EPS, xyz.pow(1 / 3), (xyz * (_KAPPA / 116)).add_(16 / 116))
+
+
+def _write_lab(f, l_out, ab_out, l_scale=1.0, ab_scale=1.0):
+    """L* / l_scale into l_out (N x 1 x H x W) and a*b* / ab_scale into ab_out (N x 2 x H x W), from _lab_f."""
+    fx, fy, fz = f.unbind(1)
+    torch.mul(fy, 116 / l_scale, out=l_out[:, 0]).sub_(16 / l_scale)
+    torch.sub(fx, fy, out=ab_out[:, 0]).mul_(500 / ab_scale)
+    torch.sub(fy, fz, out=ab_out[:, 1]).mul_(200 / ab_scale)
+
+
 def rgb_to_lab(rgb):
     """sRGB in [0, 1] (N x 3 x H x W) to float CIE Lab (L in [0, 100], a and b signed), same shape."""
-    xyz = _mix(_RGB_TO_XYZ_REL, _srgb_to_linear(rgb))
-    f = torch.where(xyz > _EPS, xyz.pow(1 / 3), (xyz * (_KAPPA / 116)).add_(16 / 116))
-    fx, fy, fz = f.unbind(1)
-    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
+    f = _lab_f(rgb)
+    lab = torch.empty_like(f)
+    _write_lab(f, lab[:, :1], lab[:, 1:])
+    return lab
 
 
 def lab_to_rgb(lab):
@@ -197,9 +210,8 @@ def to_network(rgb, chunk=16, out=None):
     l_norm, ab_norm = out if out is not None else (rgb.new_empty((shape[0], 1, *shape[1:])),
                                                    rgb.new_empty((shape[0], 2, *shape[1:])))
     for start in range(0, len(rgb), chunk):
-        lab = rgb_to_lab(rgb[start:start + chunk])
-        torch.mul(lab[:, :1], 1 / L_SCALE, out=l_norm[start:start + chunk])  # normalize_*, written in place
-        torch.mul(lab[:, 1:], 1 / AB_SCALE, out=ab_norm[start:start + chunk])
+        part = slice(start, start + chunk)
+        _write_lab(_lab_f(rgb[part]), l_norm[part], ab_norm[part], L_SCALE, AB_SCALE)  # normalize_l/_ab in place
     return l_norm, ab_norm
 
 
