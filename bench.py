@@ -73,18 +73,22 @@ def bench_loops(prepared, steps, batch_size, repeats):
 
 
 def bench_variants(steps, batch_size, repeats):
-    """Rows for the bare loop in bf16 autocast and compiled (first call = compile time)."""
-    x, y = torch.rand(batch_size, 1, 128, 128), torch.rand(batch_size, 2, 128, 128)
+    """Bare-loop rows for the alternatives to the defaults: bf16 autocast, torch.compile (its first step is the
+    compile time), contiguous instead of channels_last memory format, and batch 32 instead of 10."""
+    variants = {"bf16 autocast": {"bf16": True}, "torch.compile": {"compile": True},
+                "contiguous memory format": {"memory_format": torch.contiguous_format}, "batch 32": {"batch": 32}}
     rows = []
-    for name in ("bf16 autocast", "torch.compile"):
+    for name, options in variants.items():
+        batch = options.get("batch", batch_size)
+        x, y = torch.rand(batch, 1, 128, 128), torch.rand(batch, 2, 128, 128)
         torch.manual_seed(0)
-        model = Colorizer().to(memory_format=torch.channels_last)
+        model = Colorizer().to(memory_format=options.get("memory_format", torch.channels_last))
         optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-        run = torch.compile(model) if name == "torch.compile" else model
+        run = torch.compile(model) if options.get("compile") else model
 
         def loop(count):
             for _ in range(count):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16 autocast"):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=options.get("bf16", False)):
                     out = run(x)
                 loss = torch.nn.functional.mse_loss(out.float(), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -94,7 +98,8 @@ def bench_variants(steps, batch_size, repeats):
         start = time.perf_counter()
         loop(1)
         first = time.perf_counter() - start
-        rate = steps * batch_size / timed(lambda: loop(steps), repeats)
+        count = max(1, steps * batch_size // batch)  # about the same number of images for every variant
+        rate = count * batch / timed(lambda: loop(count), repeats)
         rows.append((f"bare loop, {name} (first step {first:.1f} s)", f"{rate:.0f} img/s"))
     return rows
 

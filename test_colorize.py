@@ -25,6 +25,9 @@ def parse_args(argv=None):
                                            "else ../shared/face_images)")
     parser.add_argument("--out-dir", default="outputs/colorized", help="where PNGs are written")
     parser.add_argument("--train", action="store_true", help="also evaluate the (un-augmented) training images")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also print the reference points on the test split: a*=b*=0, the training images' "
+                             "mean color, each test image's own mean color")
     parser.add_argument("--pngs", type=int, default=12,
                         help="images per split saved as [input | prediction | truth] PNGs and in the grid")
     parser.add_argument("--batch-size", type=tc.positive_int, default=50)
@@ -95,13 +98,24 @@ def evaluate_split(model, split, rgb, names, args, out_dir):
     return (mse_a + mse_b) / 2
 
 
+def print_baselines(train_rgb, test_rgb):
+    """Test MSE (raw Lab units^2) of three predictions that need no network."""
+    _, test_ab = data.to_network(test_rgb)
+    _, train_ab = data.to_network(train_rgb)
+    guesses = {"a*=b*=0": torch.zeros_like(test_ab),
+               "training images' mean color": train_ab.mean((0, 2, 3), keepdim=True).expand_as(test_ab),
+               "each image's own mean color": test_ab.mean((2, 3), keepdim=True).expand_as(test_ab)}
+    for name, guess in guesses.items():
+        print(f"baseline {name}: test MSE {data.ab_mse_raw(guess, test_ab).mean().item():.2f}")
+
+
 def evaluate_dataset(model, checkpoint, args, out_dir):
     rgb, names = data.load_faces(args.data_dir)
-    splits = ["test"] + (["train"] if args.train else [])
-    for split in splits:
-        wanted = checkpoint[f"{split}_names"]
-        idx = data.select_by_name(names, wanted)
-        evaluate_split(model, split, rgb[idx], wanted, args, out_dir)
+    split_rgb = {split: rgb[data.select_by_name(names, checkpoint[f"{split}_names"])] for split in ("test", "train")}
+    if args.baselines:
+        print_baselines(split_rgb["train"], split_rgb["test"])
+    for split in ["test"] + (["train"] if args.train else []):
+        evaluate_split(model, split, split_rgb[split], checkpoint[f"{split}_names"], args, out_dir)
     print(f"PNGs in {out_dir}")
 
 

@@ -168,3 +168,18 @@ def test_cpu_device_and_checkpoint_map_location(trained):
     checkpoint = tc.load_checkpoint(out / "colorizer.pt", torch.device("cpu"), "Colorizer")
     assert all(t.device.type == "cpu" for t in checkpoint["model"].values())
     assert tc.pick_device("cpu") == torch.device("cpu")
+
+
+def test_baselines_are_printed_in_raw_units(trained, tmp_path):
+    out, _ = trained
+    result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
+                        "--out-dir", tmp_path, "--pngs", 0, "--baselines")
+    assert result.returncode == 0, result.stderr
+    printed = {m[0]: float(m[1]) for m in re.findall(r"baseline (.+): test MSE ([\d.]+)", result.stdout)}
+    checkpoint = torch.load(out / "colorizer.pt", weights_only=True)
+    rgb, names = data.load_faces(DATA_DIR)
+    ab_raw = data.rgb_to_lab(rgb[data.select_by_name(names, checkpoint["test_names"])])[:, 1:]
+    assert printed["a*=b*=0"] == pytest.approx(ab_raw.pow(2).mean().item(), abs=0.01)
+    own = (ab_raw - ab_raw.mean((2, 3), keepdim=True)).pow(2).mean().item()
+    assert printed["each image's own mean color"] == pytest.approx(own, abs=0.01)
+    assert printed["each image's own mean color"] < printed["training images' mean color"] < printed["a*=b*=0"]
