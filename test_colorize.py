@@ -28,7 +28,7 @@ def parse_args(argv=None):
     parser.add_argument("--baselines", action="store_true",
                         help="also print the reference points on the test split: a*=b*=0, the training images' "
                              "mean color, each test image's own mean color")
-    parser.add_argument("--pngs", type=int, default=12,
+    parser.add_argument("--pngs", type=tc.nonnegative_int, default=12,
                         help="images per split saved as [input | prediction | truth] PNGs and in the grid")
     parser.add_argument("--batch-size", type=tc.positive_int, default=50)
     parser.add_argument("--input", nargs="+", metavar="PATH", help="colorize these images or folders instead")

@@ -1,8 +1,9 @@
 """Training-loop pieces shared by train_mean.py and train_colorize.py (and checkpoint loading for test_colorize.py).
 
-Owner of: CLI flag types and the common flags, device choice, the prepared (augmented, Lab) data on the device,
-shuffled mini-batch iteration, one training epoch, batched evaluation in eval mode, the per-epoch log (stdout +
-CSV), atomic checkpoint save, safe checkpoint load, graceful SIGINT/SIGTERM, and the one-line error exit.
+Owner of: CLI flag types and the common flags, device choice and the torchrun process group, the prepared
+(augmented, Lab) data on the device, shuffled (and per-rank sharded) mini-batches, one training epoch, batched
+evaluation in eval mode, the per-epoch log (stdout + CSV), atomic checkpoint save, safe checkpoint load,
+graceful SIGINT/SIGTERM/SIGUSR1, and the one-line error exit.
 """
 import argparse
 import csv
@@ -40,6 +41,13 @@ def positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
     return value
 
 
