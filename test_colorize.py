@@ -111,7 +111,8 @@ def print_baselines(train_rgb, test_rgb):
 
 def evaluate_dataset(model, checkpoint, args, out_dir):
     rgb, names = data.load_faces(args.data_dir)
-    split_rgb = {split: rgb[data.select_by_name(names, checkpoint[f"{split}_names"])] for split in ("test", "train")}
+    needed = ("test", "train") if args.train or args.baselines else ("test",)
+    split_rgb = {split: rgb[data.select_by_name(names, checkpoint[f"{split}_names"])] for split in needed}
     if args.baselines:
         print_baselines(split_rgb["train"], split_rgb["test"])
     for split in ["test"] + (["train"] if args.train else []):
