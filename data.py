@@ -3,7 +3,9 @@
 This module is the only owner of:
 - finding and reading the dataset (OpenCV reads BGR; it is converted to RGB once, in `read_rgb`);
 - the seeded 90/10 split, made before any augmentation;
-- RGB <-> CIE L*a*b* conversion (sRGB, D65) and the normalisation the networks see.
+- RGB <-> CIE L*a*b* conversion (sRGB, D65) and the normalisation the networks see;
+- the a*b* bins of the classification variant (quantisation and annealed-mean decoding);
+- the image-quality figures: MSE over a*b*, RGB PSNR and colorfulness (Hasler and Susstrunk 2003).
 
 Units used across the project:
 - `rgb`: float32 in [0, 1], shape N x 3 x H x W.
@@ -126,7 +128,11 @@ def load_faces(data_dir=None, limit=None):
 # ---------------------------------------------------------------- split
 
 def split_indices(n, seed, test_fraction=0.1, val_fraction=0.0):
-    """Seeded shuffle with torch.randperm, then (train, val, test) index tensors; test is the first part."""
+    """Seeded shuffle with torch.randperm, then (train, val, test) index tensors; test is the first part.
+
+    The test part depends only on n, seed and test_fraction, so holding out a validation part (taken from the
+    training part) never changes which images are tested.
+    """
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test = round(n * test_fraction)
     n_val = round(n * val_fraction)
@@ -224,3 +230,67 @@ def ab_mse_raw(ab_norm_pred, ab_norm_true):
     """Per-image MSE over a* and b* in raw Lab units^2, shape N x 2 (a*, b*); inputs N x 2 [x H x W]."""
     err = (ab_norm_pred - ab_norm_true) * AB_SCALE
     return err.pow(2).reshape(len(err), 2, -1).mean(2)
+
+
+def psnr(rgb_pred, rgb_true):
+    """Per-image PSNR in dB of rgb_pred against rgb_true (both in [0, 1], N x 3 x H x W)."""
+    mse = (rgb_pred - rgb_true).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse.clamp(min=1e-10))
+
+
+def colorfulness(rgb):
+    """Per-image colorfulness of Hasler and Susstrunk (2003) on the 0-255 scale: about 31 for these faces.
+
+    rg = R - G, yb = (R + G) / 2 - B; colorfulness = sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2).
+    """
+    r, g, b = (rgb * 255).flatten(2).unbind(1)
+    rg, yb = r - g, (r + g) / 2 - b
+    spread = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt()
+    return spread + 0.3 * (rg.mean(1).pow(2) + yb.mean(1).pow(2)).sqrt()
+
+
+def image_scores(l_norm, ab_norm_pred, ab_norm_true):
+    """Per-image figures of a colorization (the input L* merged with predicted a*b*) against the original:
+    dict of N-vectors mse_a, mse_b (raw Lab units^2), psnr (dB, RGB), colorfulness and colorfulness_true."""
+    l_raw = l_norm * L_SCALE
+    rgb_pred = merge_lab(l_raw, denormalize_ab(ab_norm_pred))
+    rgb_true = merge_lab(l_raw, denormalize_ab(ab_norm_true))
+    mse = ab_mse_raw(ab_norm_pred, ab_norm_true)
+    return {"mse_a": mse[:, 0], "mse_b": mse[:, 1], "psnr": psnr(rgb_pred, rgb_true),
+            "colorfulness": colorfulness(rgb_pred), "colorfulness_true": colorfulness(rgb_true)}
+
+
+# ---------------------------------------------------------------- a*b* classes (Zhang et al. 2016)
+
+def _bin_cells(ab_norm, bin_size):
+    """Integer grid cell of each pixel's a*b* on a bin_size grid, as one key per pixel, and the key range."""
+    half = int(AB_SCALE // bin_size) + 2
+    cell = torch.round(denormalize_ab(ab_norm) / bin_size).long().clamp_(-half, half) + half
+    return cell[:, 0] * (2 * half + 1) + cell[:, 1], (2 * half + 1) ** 2, half
+
+
+def ab_bins(ab_norm, bin_size):
+    """Centres (raw a*, b*) of the bin_size x bin_size a*b* bins that pixels of ab_norm fall in: a K x 2 list."""
+    keys, count, half = _bin_cells(ab_norm, bin_size)
+    used = torch.bincount(keys.flatten(), minlength=count).nonzero().flatten()
+    cells = torch.stack([used // (2 * half + 1), used % (2 * half + 1)], 1) - half
+    return (cells * bin_size).tolist()
+
+
+def ab_to_class(ab_norm, bins, bin_size):
+    """Class index (N x H x W, long) of each pixel's a*b* bin among `bins` (from ab_bins); -1 if not one of them."""
+    keys, count, half = _bin_cells(ab_norm, bin_size)
+    table = torch.full((count,), -1, dtype=torch.long, device=ab_norm.device)
+    centres = torch.tensor(bins, device=ab_norm.device).div(bin_size).round().long() + half
+    table[centres[:, 0] * (2 * half + 1) + centres[:, 1]] = torch.arange(len(bins), device=ab_norm.device)
+    return table[keys]
+
+
+def annealed_mean(logits, bins_norm, temperature):
+    """Zhang et al.'s decoding: the mean of the bin centres (K x 2, ab_norm units) under softmax(logits / T).
+
+    T = 1 is the plain mean (lowest MSE, washed out); T -> 0 the most likely bin (vivid, patchy); 0.38 is theirs.
+    logits: N x K x H x W; returns ab_norm N x 2 x H x W.
+    """
+    probs = torch.softmax(logits.float() / temperature, dim=1)
+    return torch.einsum("nkhw,kc->nchw", probs, bins_norm.to(probs))

@@ -1,11 +1,14 @@
 """The two networks: MeanChromaNet (image-mean a*b* regressor) and Colorizer (per-pixel a*b*).
 
 Owner of network architecture only. Both take l_norm (L* / 100, N x 1 x H x W) and return ab_norm (a*b* / AB_SCALE
-from data.py); data.py turns that back into raw Lab. Every constructor argument is stored in `model.args`, so a
+from data.py); data.py turns that back into raw Lab. The classification Colorizer returns per-pixel class logits
+while training and decodes them (data.annealed_mean) in eval mode. Every constructor argument is stored in `model.args`, so a
 checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
 """
 import torch
 from torch import nn
+
+import data
 
 UPSAMPLE_KINDS = ("transpose", "nearest")
 
@@ -57,25 +60,44 @@ class Colorizer(nn.Module):
     With the default 5 levels a 128 input goes 128, 64, 32, 16, 8, 4 and back to 128. A 3x3 convolution then gives
     the 2 a*b* channels: linear, or Tanh with `tanh=True`. `skips=True` (beyond the spec) concatenates each down
     module's output, and the input L*, to the up path at the same size (U-Net style).
+
+    Classification variant (Zhang et al. 2016), when `bins` lists the K centres (raw a*, b*) of bin_size-wide a*b*
+    squares (data.ab_bins): the last up module is left out and a 1x1 convolution gives K logits per pixel at half
+    the input's side (Zhang et al. predict at a quarter; a K-way softmax per full-size pixel made training 4x
+    slower here). In training mode forward returns those logits, for a cross-entropy against the a*b* of 2x2
+    pooled pixels; in eval mode it returns their annealed mean at `temperature`, upsampled bilinearly to the
+    input's size, as ab_norm like the regressor.
     """
 
-    def __init__(self, levels=5, features=(16, 32, 64, 128, 128), upsample="transpose", tanh=False, skips=False):
+    def __init__(self, levels=5, features=(16, 32, 64, 128, 128), upsample="transpose", tanh=False, skips=False,
+                 bins=None, bin_size=10, temperature=0.38):
         super().__init__()
         features = tuple(features) if len(features) > 1 else tuple(features) * levels
         if levels < 1 or len(features) != levels or min(features) < 1:
             raise ValueError(f"features needs {levels} positive widths (or one for all levels), got {features}")
         if upsample not in UPSAMPLE_KINDS:
             raise ValueError(f"upsample must be one of {UPSAMPLE_KINDS}, got {upsample!r}")
+        if bins is not None and (tanh or len(bins) < 2 or temperature <= 0):
+            raise ValueError("classification needs at least 2 bins, a temperature > 0 and no Tanh")
         self.args = {"levels": levels, "features": list(features), "upsample": upsample, "tanh": tanh,
-                     "skips": skips}
+                     "skips": skips, "bins": bins, "bin_size": bin_size,
+                     "temperature": temperature}
         widths = (1,) + features
         self.down = nn.ModuleList(_down(widths[i], widths[i + 1]) for i in range(levels))
-        # up[i] brings level i+1 (side / 2^(i+1)) to level i; its output width is that of level i (input: features[0])
+        self.logit_stride = 1 if bins is None else 2  # output side = input side / logit_stride
+        first = self.logit_stride.bit_length() - 1
+        # up[i - first] brings level i+1 (side / 2^(i+1)) to level i; its output width is that of level i
         out_widths = (features[0],) + features[:-1]
         self.up = nn.ModuleList(
             _up(features[i] + (features[i] if skips and i < levels - 1 else 0), out_widths[i], upsample)
-            for i in range(levels))
-        self.head = nn.Conv2d(out_widths[0] + int(skips), 2, 3, padding=1)
+            for i in range(first, levels))
+        head_in = out_widths[first] + (widths[first] if skips else 0)
+        if bins is None:
+            self.head = nn.Conv2d(head_in, 2, 3, padding=1)
+        else:  # 1x1: a 3x3 kernel to K maps would cost 9x more for little gain
+            self.head = nn.Conv2d(head_in, len(bins), 1)
+            self.register_buffer("bins_norm", data.normalize_ab(torch.tensor(bins, dtype=torch.float32)),
+                                 persistent=False)
         self.out = nn.Tanh() if tanh else nn.Identity()
 
     def forward(self, l_norm):
@@ -88,13 +110,18 @@ class Colorizer(nn.Module):
         for module in self.down:
             x = module(x)
             skips.append(x)
-        for i in reversed(range(len(self.up))):
-            if self.args["skips"] and i < len(self.up) - 1:
+        levels, first = self.args["levels"], self.logit_stride.bit_length() - 1
+        for i in reversed(range(first, levels)):
+            if self.args["skips"] and i < levels - 1:
                 x = torch.cat([x, skips[i + 1]], dim=1)
-            x = self.up[i](x)
+            x = self.up[i - first](x)
         if self.args["skips"]:
-            x = torch.cat([x, l_norm], dim=1)
-        return self.out(self.head(x))
+            x = torch.cat([x, skips[first]], dim=1)
+        out = self.out(self.head(x))
+        if self.args["bins"] is None or self.training:
+            return out
+        ab_norm = data.annealed_mean(out, self.bins_norm, self.args["temperature"])
+        return nn.functional.interpolate(ab_norm, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
 
 
 MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer}

@@ -86,10 +86,11 @@ def evaluate_split(model, split, rgb, names, args, out_dir):
     l_norm, ab_norm = data.to_network(rgb)
     device = next(model.parameters()).device
     ab_pred = tc.predict(model, l_norm.to(device), args.batch_size).cpu()
-    per_image = data.ab_mse_raw(ab_pred, ab_norm)
-    mse_a, mse_b = per_image.mean(0).tolist()
+    figures = {name: values.mean().item() for name, values in data.image_scores(l_norm, ab_pred, ab_norm).items()}
+    mse_a, mse_b = figures["mse_a"], figures["mse_b"]
     print(f"{split}: {len(rgb)} images, MSE a* {mse_a:.2f}  b* {mse_b:.2f}  mean {(mse_a + mse_b) / 2:.2f} "
-          f"(raw Lab units^2)")
+          f"(raw Lab units^2); PSNR {figures['psnr']:.2f} dB; colorfulness {figures['colorfulness']:.1f} "
+          f"(originals {figures['colorfulness_true']:.1f})")
     if args.pngs > 0:
         panels = triptychs(rgb[:args.pngs], ab_pred[:args.pngs])
         for name, panel in zip(names, panels):
@@ -99,14 +100,16 @@ def evaluate_split(model, split, rgb, names, args, out_dir):
 
 
 def print_baselines(train_rgb, test_rgb):
-    """Test MSE (raw Lab units^2) of three predictions that need no network."""
-    _, test_ab = data.to_network(test_rgb)
+    """Test MSE (raw Lab units^2), PSNR and colorfulness of three predictions that need no network."""
+    test_l, test_ab = data.to_network(test_rgb)
     _, train_ab = data.to_network(train_rgb)
     guesses = {"a*=b*=0": torch.zeros_like(test_ab),
                "training images' mean color": train_ab.mean((0, 2, 3), keepdim=True).expand_as(test_ab),
                "each image's own mean color": test_ab.mean((2, 3), keepdim=True).expand_as(test_ab)}
     for name, guess in guesses.items():
-        print(f"baseline {name}: test MSE {data.ab_mse_raw(guess, test_ab).mean().item():.2f}")
+        scores = {key: values.mean().item() for key, values in data.image_scores(test_l, guess, test_ab).items()}
+        print(f"baseline {name}: test MSE {(scores['mse_a'] + scores['mse_b']) / 2:.2f}, "
+              f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 
 def evaluate_dataset(model, checkpoint, args, out_dir):

@@ -1,13 +1,15 @@
 """Train the Colorizer: L* in, a*b* out, on the x10-augmented 90% of the faces, tested on the untouched 10%.
 
-Owner of this script's CLI, the model flags and the loss-curve plot; the loop, data preparation, logging and
-checkpoints come from train_common. Errors are MSE over a* and b* in raw Lab units^2.
+Owner of this script's CLI, the model flags and the loss-curve plot; the loop, data preparation, logging,
+checkpoints and the summary come from train_common. Errors are MSE over a* and b* in raw Lab units^2; the run ends
+with the held-out MSE, RGB PSNR and colorfulness. --classify trains Zhang et al.'s classification variant.
 """
 import argparse
 
 import matplotlib
 import torch
 
+import data
 import train_common as tc
 from models import UPSAMPLE_KINDS, Colorizer
 
@@ -25,17 +27,24 @@ def parse_args(argv=None):
                         help="feature maps per level, one per level or one for all")
     parser.add_argument("--upsample", choices=UPSAMPLE_KINDS, default="transpose")
     parser.add_argument("--skips", action="store_true", help="U-Net skip connections (beyond the spec)")
+    parser.add_argument("--classify", action="store_true",
+                        help="predict a distribution over a*b* bins per pixel (cross-entropy; Zhang et al. 2016)")
+    parser.add_argument("--bin-size", type=tc.positive_int, default=10, help="--classify: a*b* bin width")
+    parser.add_argument("--temperature", type=tc.positive_float, default=0.38,
+                        help="--classify: annealed-mean temperature (1: plain mean)")
     args = parser.parse_args(argv)
+    if args.classify and args.tanh:
+        parser.error("--classify and --tanh exclude each other (the classifier outputs logits)")
     if len(args.features) not in (1, args.levels):
         parser.error(f"--features: give 1 or {args.levels} (= --levels) values, got {len(args.features)}")
     return args
 
 
-def plot_losses(metrics, path):
+def plot_losses(metrics, split, path):
     epochs = [row["epoch"] for row in metrics]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [row["train_mse"] for row in metrics], "o-", label="train (augmented)")
-    ax.plot(epochs, [row["test_mse"] for row in metrics], "o-", label="test")
+    ax.plot(epochs, [row[f"{split}_mse"] for row in metrics], "o-", label=split)
     ax.set(xlabel="epoch", ylabel="MSE over a*, b* (raw Lab units²)", title="Colorizer loss")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -48,19 +57,30 @@ def main(argv=None):
     args = parse_args(argv)
     run = tc.start_run(args, NAME, "Colorizer")
     prepared, (rank, world) = run.prepared, tc.rank_and_world()
+    split = prepared["eval_split"]
+    bins = data.ab_bins(prepared["train_ab"], args.bin_size) if args.classify else None
     torch.manual_seed(args.seed)
-    model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips).to(run.device)
+    model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips, bins, args.bin_size,
+                      args.temperature).to(run.device)
     if rank == 0:
         print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
-              f"{len(prepared['test_l'])} test images, device {run.device}, {world} process(es)")
-        print(f"Colorizer {model.args}: {sum(p.numel() for p in model.parameters()):,} parameters")
-    metrics = tc.fit(model, (prepared["train_l"], prepared["train_ab"]), (prepared["test_l"], prepared["test_ab"]),
-                     args, prepared, run.checkpoint_path, run.log_path, run.resume_from, run.stop)
+              f"{len(prepared['eval_l'])} {split} images, device {run.device}, {world} process(es)")
+        print(f"Colorizer {summary_args(model.args)}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    metrics = tc.fit(model, run, args)
     if rank == 0:
-        plot_losses(metrics, run.out_dir / f"{NAME}_loss.png")
-        final = metrics[-1]
-        print(f"final test MSE {final['test_mse']:.2f} (a* {final['test_mse_a']:.2f}, b* {final['test_mse_b']:.2f}) "
-              f"after {final['epoch']} epochs; checkpoint {run.checkpoint_path}")
+        plot_losses(metrics, split, run.out_dir / f"{NAME}_loss.png")
+        figures = tc.held_out_scores(prepared, tc.predict(model, prepared["eval_l"], args.batch_size))
+        tc.write_summary(run, args, model, metrics, figures)
+        print(f"final {split} MSE {figures['mse']:.2f} (a* {figures['mse_a']:.2f}, b* {figures['mse_b']:.2f}), "
+              f"PSNR {figures['psnr']:.2f} dB, colorfulness {figures['colorfulness']:.1f} "
+              f"(originals {figures['colorfulness_true']:.1f}) after {metrics[-1]['epoch']} epochs; "
+              f"checkpoint {run.checkpoint_path}")
+
+
+def summary_args(model_args):
+    """The model arguments for printing: the bin list shortened to its length."""
+    bins = model_args["bins"]
+    return {**model_args, "bins": None if bins is None else f"{len(bins)} bins"}
 
 
 if __name__ == "__main__":

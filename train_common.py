@@ -1,13 +1,15 @@
 """Training-loop pieces shared by train_mean.py and train_colorize.py (and checkpoint loading for test_colorize.py).
 
 Owner of: CLI flag types and the common flags, device choice and the torchrun process group, the prepared
-(augmented, Lab) data on the device, shuffled (and per-rank sharded) mini-batches, one training epoch, batched
-evaluation in eval mode, the per-epoch log (stdout + CSV), atomic checkpoint save, safe checkpoint load,
-graceful SIGINT/SIGTERM/SIGUSR1, and the one-line error exit.
+(augmented, Lab) data on the device and the held-out split it is evaluated on (test, or validation for model
+selection), shuffled (and per-rank sharded) mini-batches, the loss (MSE, or cross-entropy over a*b* classes), one
+training epoch, batched evaluation in eval mode, the per-epoch log (stdout + CSV) and the end-of-run summary
+(JSON), atomic checkpoint save, safe checkpoint load, graceful SIGINT/SIGTERM/SIGUSR1, and the one-line error exit.
 """
 import argparse
 import csv
 import ctypes
+import json
 import math
 import os
 import signal
@@ -58,6 +60,13 @@ def positive_float(text):
     return value
 
 
+def fraction(text):
+    value = float(text)
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 0.5), got {text}")
+    return value
+
+
 def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant"):
     """Flags every training script has; defaults differ per script."""
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
@@ -70,6 +79,11 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant"):
                         help="learning rate per epoch: constant, or cosine decay to 0 at the last epoch")
     parser.add_argument("--augment-factor", type=positive_int, default=10,
                         help="copies of each training image (1: no augmentation)")
+    parser.add_argument("--fresh-augment", action="store_true",
+                        help="draw new random augmentations every epoch instead of one fixed augmented set")
+    parser.add_argument("--val-fraction", type=fraction, default=0.0,
+                        help="hold out this fraction of all images from training (before augmentation) and evaluate "
+                             "on it instead of the test split: for choosing settings without looking at the test set")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, augmentation, init and batch order")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--out-dir", default=out_dir, help="checkpoint, log and plots go here")
@@ -170,19 +184,35 @@ def augmented_network_data(rgb, factor, seed, chunk=16):
 
 
 def prepare_data(args, device):
-    """Load, split 90/10 before augmentation, augment the training part, convert to Lab; tensors on `device`.
+    """Load, split 90/10 (and a validation part, with --val-fraction) before augmentation, augment the training
+    part, convert to Lab; tensors on `device`.
 
-    Returns a dict: train_l/train_ab (augmented, l_norm / ab_norm), test_l/test_ab, train_names, test_names.
+    Returns a dict: train_l/train_ab (augmented, l_norm / ab_norm), eval_l/eval_ab (the held-out split the run
+    is evaluated on), eval_split ("test", or "val" with --val-fraction), train_rgb (for --fresh-augment),
+    train_names, val_names, test_names.
     """
     rgb, names = data.load_faces(args.data_dir, args.limit)
-    train_idx, _, test_idx = data.split_indices(len(rgb), args.seed)
-    if len(train_idx) == 0 or len(test_idx) == 0:
-        raise UserError(f"{len(rgb)} image(s) are too few for a 90/10 split")
+    train_idx, val_idx, test_idx = data.split_indices(len(rgb), args.seed, val_fraction=args.val_fraction)
+    eval_split, eval_idx = ("val", val_idx) if args.val_fraction > 0 else ("test", test_idx)
+    if len(train_idx) == 0 or len(eval_idx) == 0:
+        raise UserError(f"{len(rgb)} image(s) are too few to split into training and {eval_split} images")
     train_l, train_ab = augmented_network_data(rgb[train_idx], args.augment_factor, args.seed)
-    test_l, test_ab = data.to_network(rgb[test_idx])
+    eval_l, eval_ab = data.to_network(rgb[eval_idx])
     return {"train_l": train_l.to(device), "train_ab": train_ab.to(device),
-            "test_l": test_l.to(device), "test_ab": test_ab.to(device),
-            "train_names": [names[i] for i in train_idx], "test_names": [names[i] for i in test_idx]}
+            "eval_l": eval_l.to(device), "eval_ab": eval_ab.to(device), "eval_split": eval_split,
+            "train_rgb": rgb[train_idx] if args.fresh_augment else None,
+            **{f"{split}_names": [names[i] for i in idx]
+               for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}}
+
+
+def training_data(prepared, args, epoch):
+    """The augmented training pair for `epoch`: the prepared one, or with --fresh-augment a new draw after epoch 1
+    (seeded by seed and epoch, so a resumed run sees the same images)."""
+    if not args.fresh_augment or epoch == 1:
+        return prepared["train_l"], prepared["train_ab"]
+    l_norm, ab_norm = augmented_network_data(prepared["train_rgb"], args.augment_factor, args.seed * 1000 + epoch)
+    device = prepared["train_l"].device
+    return l_norm.to(device), ab_norm.to(device)
 
 
 def start_run(args, name, model_kind):
@@ -195,7 +225,8 @@ def start_run(args, name, model_kind):
     resume_from = load_checkpoint(checkpoint_path, device, model_kind) if args.resume else None
     stop = StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
     return SimpleNamespace(device=device, out_dir=out_dir, checkpoint_path=checkpoint_path,
-                           log_path=out_dir / f"{name}.csv", resume_from=resume_from, stop=stop,
+                           log_path=out_dir / f"{name}.csv", summary_path=out_dir / f"{name}_summary.json",
+                           resume_from=resume_from, stop=stop,
                            prepared=prepare_data(args, device))
 
 
@@ -256,12 +287,37 @@ class Progress:
             print(" " * 60, end="\r", file=sys.stderr, flush=True)
 
 
-def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_steps=0, bf16=False):
+def make_loss(model):
+    """The batch loss of `model`: a function (output, ab_norm target) -> (loss to minimise, ab_norm MSE to log).
+
+    Regression: MSE, both times. Classification Colorizer: cross-entropy against the a*b* bin of each output
+    pixel (the mean a*b* of the input pixels it covers), and the MSE of the annealed-mean decoding at that
+    resolution, so the log stays in the same units for both kinds.
+    """
+    bins = getattr(model, "args", {}).get("bins")
+    if bins is None:
+        def loss(out, y):
+            mse = torch.nn.functional.mse_loss(out.float(), y)
+            return mse, mse
+        return loss
+
+    def loss(out, y):
+        y = torch.nn.functional.avg_pool2d(y, model.logit_stride)
+        target = data.ab_to_class(y, bins, model.args["bin_size"])
+        with torch.no_grad():
+            mse = torch.nn.functional.mse_loss(data.annealed_mean(out, model.bins_norm, model.args["temperature"]), y)
+        return torch.nn.functional.cross_entropy(out.float(), target, ignore_index=-1), mse
+    return loss
+
+
+def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_steps=0, bf16=False, loss_fn=None):
     """Train on (x, y) in shuffled mini-batches, starting after `skip_steps` already-done steps of this epoch.
 
-    Returns (steps done, sum of per-sample ab_norm MSE, samples seen) for this call; stops early after the
-    current step once `stop` is set; raises UserError on a non-finite loss.
+    `loss_fn` is make_loss(model) (the default). Returns (steps done, sum of per-sample ab_norm MSE, samples seen,
+    whether the epoch is complete); stops early after the current step once `stop` is set; raises UserError on a
+    non-finite loss.
     """
+    loss_fn = loss_fn or make_loss(model)
     model.train()
     loss_sum, seen, steps = 0.0, 0, skip_steps
     batches = minibatches(len(x), batch_size, seed * 100_003 + epoch, *rank_and_world())
@@ -270,7 +326,7 @@ def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_step
         idx = idx.to(x.device)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(x[idx])
-        loss = torch.nn.functional.mse_loss(out.float(), y[idx])
+        loss, mse = loss_fn(out, y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -279,7 +335,7 @@ def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_step
         if not math.isfinite(loss_value):
             raise UserError(f"training diverged: non-finite loss at epoch {epoch}, step {steps}; "
                             f"try a smaller --lr (the last good checkpoint is kept)")
-        loss_sum += loss_value * len(idx)
+        loss_sum += mse.item() * len(idx)
         seen += len(idx)
         progress.update(seen)
         if stop.agreed():
@@ -298,29 +354,50 @@ def predict(model, x, batch_size):
 
 
 def evaluate(model, x, y, batch_size):
-    """Exact test MSE in raw Lab units^2: dict with mse_a, mse_b and mse (their mean), averaged over all samples."""
+    """Exact held-out MSE in raw Lab units^2: dict with mse_a, mse_b and mse (their mean), averaged over all samples."""
     per_image = data.ab_mse_raw(predict(model, x, batch_size), y)
     mse_a, mse_b = per_image.mean(0).tolist()
     return {"mse_a": mse_a, "mse_b": mse_b, "mse": (mse_a + mse_b) / 2}
 
 
 class EpochLog:
-    """Prints one line per epoch and appends the same figures to <out_dir>/<name>.csv."""
+    """Prints one line per epoch and appends the same figures to <out_dir>/<name>.csv; `split` ("test" or "val")
+    names the held-out columns."""
 
-    FIELDS = ("epoch", "train_mse", "test_mse_a", "test_mse_b", "test_mse", "img_per_s", "elapsed_s")
-
-    def __init__(self, path, resume):
-        self.path = Path(path)
+    def __init__(self, path, resume, split):
+        self.path, self.split = Path(path), split
+        self.fields = ("epoch", "train_mse", f"{split}_mse_a", f"{split}_mse_b", f"{split}_mse", "img_per_s",
+                       "elapsed_s")
         if not resume or not self.path.exists():
             with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.FIELDS)
+                csv.writer(f).writerow(self.fields)
 
     def write(self, row):
-        print(f"epoch {row['epoch']:3d}  train MSE {row['train_mse']:8.2f}  test MSE a* {row['test_mse_a']:7.2f}"
-              f"  b* {row['test_mse_b']:7.2f}  mean {row['test_mse']:7.2f}  {row['img_per_s']:6.0f} img/s"
+        s = self.split
+        print(f"epoch {row['epoch']:3d}  train MSE {row['train_mse']:8.2f}  {s} MSE a* {row[f'{s}_mse_a']:7.2f}"
+              f"  b* {row[f'{s}_mse_b']:7.2f}  mean {row[f'{s}_mse']:7.2f}  {row['img_per_s']:6.0f} img/s"
               f"  {row['elapsed_s']:6.0f} s", flush=True)
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow(round(row[k], 4) if isinstance(row[k], float) else row[k] for k in self.FIELDS)
+            csv.writer(f).writerow(round(row[k], 4) if isinstance(row[k], float) else row[k] for k in self.fields)
+
+
+def held_out_scores(prepared, ab_norm_pred):
+    """Mean figures of colorizations of the held-out split (its L* with ab_norm_pred): MSE (raw Lab units^2),
+    RGB PSNR (dB) and colorfulness of the outputs and of the originals."""
+    scores = data.image_scores(prepared["eval_l"], ab_norm_pred, prepared["eval_ab"])
+    figures = {name: values.mean().item() for name, values in scores.items()}
+    return {"mse": (figures["mse_a"] + figures["mse_b"]) / 2, **figures}
+
+
+def write_summary(run, args, model, metrics, figures):
+    """<out_dir>/<name>_summary.json: the run's flags, model arguments, held-out split and final figures,
+    for experiments.py to tabulate."""
+    summary = {"eval_split": run.prepared["eval_split"], "epochs": metrics[-1]["epoch"],
+               "train_seconds": metrics[-1]["elapsed_s"], "figures": figures, "args": vars(args),
+               "model_kind": type(model).__name__, "model_args": model.args}
+    tmp = run.summary_path.with_name(f".{run.summary_path.name}.tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    os.replace(tmp, run.summary_path)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -360,18 +437,23 @@ def make_optimizer(model, args):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
 
 
-def fit(model, train, test, args, prepared, checkpoint_path, log_path, resume_from, stop):
-    """Train for args.epochs epochs with a test evaluation, log line and atomic checkpoint after each one.
+def fit(model, run, args, target=None):
+    """Train for args.epochs epochs with a held-out evaluation, log line and atomic checkpoint after each one.
 
-    `train` and `test` are (input, target) tensor pairs on the model's device. `resume_from` is a loaded
-    checkpoint of this run (possibly stopped mid-epoch), or None. `stop` is the StopFlag made before data
-    preparation, so an early signal is not lost. On SIGINT/SIGTERM/SIGUSR1 the current step finishes,
+    `run` comes from start_run: its prepared data (the training pair of each epoch from training_data, the
+    held-out pair eval_l/eval_ab), paths, the checkpoint to resume (possibly stopped mid-epoch) and the StopFlag
+    made before data preparation, so an early signal is not lost. `target` maps ab_norm to what the model
+    predicts (default: ab_norm itself). On SIGINT/SIGTERM/SIGUSR1 the current step finishes,
     a checkpoint is written and Interrupted says how to resume. Under torchrun every rank trains on its shard
     through DistributedDataParallel and only rank 0 evaluates, logs and writes checkpoints.
     The model runs in channels_last memory format (measured 1.4x faster on CPU for the default Colorizer).
     Returns the per-epoch metrics (rank 0; an empty list elsewhere).
     """
     rank, world = rank_and_world()
+    prepared, checkpoint_path, resume_from, stop = run.prepared, run.checkpoint_path, run.resume_from, run.stop
+    target = target or (lambda ab_norm: ab_norm)
+    held_out, split = (prepared["eval_l"], target(prepared["eval_ab"])), prepared["eval_split"]
+    loss_fn = make_loss(model)
     model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, args)
     metrics, epoch, skip_steps, loss_sum, seen = [], 1, 0, 0.0, 0
@@ -384,12 +466,14 @@ def fit(model, train, test, args, prepared, checkpoint_path, log_path, resume_fr
         loss_sum, seen = (loss_sum, seen) if rank == 0 else (0.0, 0)  # the saved sums are already global
     train_model = DistributedDataParallel(model) if world > 1 else model
     train_model = torch.compile(train_model) if args.compile else train_model
-    log = EpochLog(log_path, resume=resume_from is not None) if rank == 0 else None
+    log = EpochLog(run.log_path, resume_from is not None, split) if rank == 0 else None
     start = time.perf_counter()
     for epoch in range(epoch, args.epochs + 1):
+        train_l, train_ab = training_data(prepared, args, epoch)
         epoch_start = time.perf_counter()
-        steps, part_sum, part_seen, complete = train_epoch(train_model, optimizer, *train, args.batch_size, epoch,
-                                                           args.seed, stop, skip_steps, args.bf16)
+        steps, part_sum, part_seen, complete = train_epoch(train_model, optimizer, train_l, target(train_ab),
+                                                           args.batch_size, epoch, args.seed, stop, skip_steps,
+                                                           args.bf16, loss_fn)
         part_sum, part_seen = _all_ranks_sum(part_sum, part_seen)
         loss_sum, seen = loss_sum + part_sum, seen + part_seen
         if not complete:
@@ -402,7 +486,7 @@ def fit(model, train, test, args, prepared, checkpoint_path, log_path, resume_fr
         scheduler.step()
         if rank == 0:
             row = {"epoch": epoch, "train_mse": loss_sum / seen * data.AB_SCALE ** 2,
-                   **{f"test_{k}": v for k, v in evaluate(model, *test, args.batch_size).items()},
+                   **{f"{split}_{k}": v for k, v in evaluate(model, *held_out, args.batch_size).items()},
                    "img_per_s": img_per_s, "elapsed_s": time.perf_counter() - start}
             metrics.append(row)
             log.write(row)
@@ -424,5 +508,5 @@ def checkpoint(model, optimizer, scheduler, epoch, partial, args, prepared, metr
     return {"model_kind": type(model).__name__, "model_args": model.args,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-            "partial": list(partial), "args": vars(args), "train_names": prepared["train_names"],
-            "test_names": prepared["test_names"], "metrics": metrics}
+            "partial": list(partial), "args": vars(args), "metrics": metrics,
+            **{f"{split}_names": prepared[f"{split}_names"] for split in ("train", "val", "test")}}

@@ -29,24 +29,33 @@ def mean_targets(ab_norm):
 def main(argv=None):
     args = parse_args(argv)
     run = tc.start_run(args, NAME, "MeanChromaNet")
-    prepared = run.prepared
-    train = (prepared["train_l"], mean_targets(prepared["train_ab"]))
-    test = (prepared["test_l"], mean_targets(prepared["test_ab"]))
-    baseline = data.ab_mse_raw(train[1].mean(0).expand_as(test[1]), test[1]).mean().item()
-    print(f"{len(train[0])} training images (x{args.augment_factor} augmented), {len(test[0])} test images, "
-          f"device {run.device}")
-    print(f"constant baseline (training images' average mean color) test MSE {baseline:.2f}")
+    prepared, split = run.prepared, run.prepared["eval_split"]
+    train_targets, held_out = mean_targets(prepared["train_ab"]), mean_targets(prepared["eval_ab"])
+    baseline = data.ab_mse_raw(train_targets.mean(0).expand_as(held_out), held_out).mean().item()
+    print(f"{len(train_targets)} training images (x{args.augment_factor} augmented), {len(held_out)} {split} "
+          f"images, device {run.device}")
+    print(f"constant baseline (training images' average mean color) {split} MSE {baseline:.2f}")
 
     torch.manual_seed(args.seed)
     model = MeanChromaNet(args.features, args.tanh).to(run.device)
-    metrics = tc.fit(model, train, test, args, prepared, run.checkpoint_path, run.log_path, run.resume_from, run.stop)
+    metrics = tc.fit(model, run, args, mean_targets)
 
-    predicted = data.denormalize_ab(tc.predict(model, test[0][:5], args.batch_size))
-    for name, true, pred in zip(prepared["test_names"], data.denormalize_ab(test[1][:5]), predicted):
+    predicted = data.denormalize_ab(tc.predict(model, prepared["eval_l"][:5], args.batch_size))
+    for name, true, pred in zip(prepared[f"{split}_names"], data.denormalize_ab(held_out[:5]), predicted):
         print(f"  {name}: true mean (a*, b*) = ({true[0]:6.2f}, {true[1]:6.2f})  "
               f"predicted ({pred[0]:6.2f}, {pred[1]:6.2f})")
-    print(f"final test MSE {metrics[-1]['test_mse']:.2f} (constant baseline {baseline:.2f}); "
+    final = metrics[-1]
+    tc.write_summary(run, args, model, metrics, {"mean_mse": final[f"{split}_mse"], "mean_mse_baseline": baseline,
+                                                 **flat_colorization_scores(model, prepared, args.batch_size)})
+    print(f"final {split} MSE {final[f'{split}_mse']:.2f} (constant baseline {baseline:.2f}); "
           f"checkpoint {run.checkpoint_path}")
+
+
+def flat_colorization_scores(model, prepared, batch_size):
+    """The figures of the colorizer tables (per-pixel MSE, PSNR, colorfulness) for this net used as a colorizer
+    that paints each image's L* with one predicted a*b*."""
+    mean_ab = tc.predict(model, prepared["eval_l"], batch_size)
+    return tc.held_out_scores(prepared, mean_ab[:, :, None, None].expand_as(prepared["eval_ab"]))
 
 
 if __name__ == "__main__":

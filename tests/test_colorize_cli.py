@@ -183,3 +183,34 @@ def test_baselines_are_printed_in_raw_units(trained, tmp_path):
     own = (ab_raw - ab_raw.mean((2, 3), keepdim=True)).pow(2).mean().item()
     assert printed["each image's own mean color"] == pytest.approx(own, abs=0.01)
     assert printed["each image's own mean color"] < printed["training images' mean color"] < printed["a*=b*=0"]
+
+
+def test_comparison_image_has_labelled_columns_from_gray_to_truth(trained, tmp_path):
+    out, _ = trained
+    classify = tmp_path / "classify"
+    result = run_script("train_colorize.py", *TINY, "--epochs", 1, "--classify", "--out-dir", classify)
+    assert result.returncode == 0, result.stderr
+    png = tmp_path / "cmp" / "comparison.png"
+    result = run_script("compare.py", out / "colorizer.pt", classify / "colorizer.pt", "--labels", "regression",
+                        "classification", "--data-dir", DATA_DIR, "--out", png)
+    assert result.returncode == 0, result.stderr
+    image = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB).astype(int)
+    header = 24
+    assert image.shape == (header + 2 * 128, 4 * 128, 3)  # the tiny split has 2 test faces
+    body = image[header:]
+    gray = body[:, :128]
+    assert np.abs(gray[..., 0] - gray[..., 2]).mean() < 2  # first column: no color
+    names = torch.load(out / "colorizer.pt", weights_only=True)["test_names"]
+    truth = cv2.cvtColor(cv2.imread(str(DATA_DIR / names[0])), cv2.COLOR_BGR2RGB)
+    assert np.abs(body[:128, 384:] - truth).mean() < 1.0  # last column: ground truth
+    assert (image[:header] < 128).any()  # the labels are drawn
+
+
+def test_comparison_refuses_checkpoints_with_different_splits(trained, tmp_path):
+    out, _ = trained
+    other = tmp_path / "seed1"
+    assert run_script("train_colorize.py", *TINY, "--epochs", 1, "--seed", 1, "--out-dir", other).returncode == 0
+    result = run_script("compare.py", out / "colorizer.pt", other / "colorizer.pt", "--data-dir", DATA_DIR,
+                        "--out", tmp_path / "c.png")
+    assert result.returncode == 1 and "test split differs" in result.stderr
+    assert not (tmp_path / "c.png").exists()

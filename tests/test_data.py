@@ -149,3 +149,55 @@ def test_select_by_name_reports_missing_names():
     assert data.select_by_name(["a", "b", "c"], ["c", "a"]).tolist() == [2, 0]
     with pytest.raises(data.DataError, match="zzz"):
         data.select_by_name(["a"], ["zzz"])
+
+
+def test_psnr_matches_its_definition():
+    truth = torch.full((2, 3, 8, 8), 0.5)
+    noisy = truth.clone()
+    noisy[0] += 0.1  # MSE 0.01 -> 20 dB
+    noisy[1, :, :4] += 0.2  # half the pixels off by 0.2: MSE 0.02
+    assert data.psnr(noisy, truth).tolist() == pytest.approx([20.0, 10 * np.log10(1 / 0.02)], abs=1e-4)
+
+
+def test_colorfulness_matches_hasler_susstrunk():
+    rng = np.random.default_rng(0)
+    rgb = rng.random((2, 3, 16, 16)).astype(np.float32)
+    rgb[1] = [[[0.8]], [[0.2]], [[0.1]]]  # one flat color: no spread, only the mean term
+    for image, ours in zip(rgb, data.colorfulness(torch.from_numpy(rgb)).tolist()):
+        r, g, b = image * 255
+        rg, yb = r - g, 0.5 * (r + g) - b
+        expected = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+        assert ours == pytest.approx(expected, rel=1e-4)
+    assert data.colorfulness(torch.full((1, 3, 4, 4), 0.3)).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_image_scores_of_a_perfect_prediction(faces):
+    l_norm, ab_norm = data.to_network(faces[0][:4])
+    scores = data.image_scores(l_norm, ab_norm, ab_norm)
+    assert scores["mse_a"].max() == 0 and scores["psnr"].min() > 60
+    assert torch.equal(scores["colorfulness"], scores["colorfulness_true"])
+    gray = data.image_scores(l_norm, torch.zeros_like(ab_norm), ab_norm)
+    assert gray["colorfulness"].max() < 1.5 and gray["psnr"].max() < 40
+
+
+def test_ab_bins_cover_every_pixel_and_classes_point_to_the_nearest_centre(faces):
+    _, ab_norm = data.to_network(faces[0][:20])
+    bins = data.ab_bins(ab_norm, 10)
+    assert len(bins) == len({tuple(b) for b in bins}) and all(a % 10 == 0 and b % 10 == 0 for a, b in bins)
+    classes = data.ab_to_class(ab_norm, bins, 10)
+    assert classes.shape == (20, 128, 128) and classes.min() >= 0
+    centres = torch.tensor(bins, dtype=torch.float32)[classes].permute(0, 3, 1, 2)
+    assert (centres - data.denormalize_ab(ab_norm)).abs().max() <= 5 + 1e-4
+    outside = data.ab_to_class(data.normalize_ab(torch.full((1, 2, 1, 1), 100.0)), bins, 10)
+    assert outside.item() == -1
+
+
+def test_annealed_mean_between_mode_and_mean():
+    bins_norm = torch.tensor([[0.0, 0.0], [0.5, 0.0], [0.0, -0.5]])
+    logits = torch.log(torch.tensor([0.2, 0.5, 0.3])).view(1, 3, 1, 1)
+    mean = data.annealed_mean(logits, bins_norm, 1.0).flatten()
+    assert mean.tolist() == pytest.approx([0.25, -0.15])
+    sharp = data.annealed_mean(logits, bins_norm, 0.01).flatten()
+    assert sharp.tolist() == pytest.approx([0.5, 0.0], abs=1e-3)
+    middle = data.annealed_mean(logits, bins_norm, 0.38).flatten()
+    assert 0.25 < middle[0] < 0.5

@@ -90,3 +90,25 @@ def test_every_variant_trains_one_step():
             optimizer.step()
             losses.append(loss.item())
         assert losses[-1] < losses[0]
+
+
+def test_classifier_logits_in_training_and_annealed_ab_in_eval():
+    bins = [[0, 0], [10, 0], [0, 10], [10, 10]]
+    model = Colorizer(levels=3, features=[4, 8, 8], bins=bins, skips=True)
+    x = torch.rand(2, 1, 64, 64)
+    assert model(x).shape == (2, 4, 32, 32)  # logits at half resolution
+    model.eval()
+    with torch.no_grad():
+        ab_norm = model(x)
+    assert ab_norm.shape == (2, 2, 64, 64)
+    assert ab_norm.min() >= 0 and ab_norm.max() <= 10 / 110 + 1e-6  # a convex mix of the bin centres
+    rebuilt = build_model("Colorizer", model.args)
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), ab_norm)
+
+
+def test_classifier_rejects_tanh():
+    with pytest.raises(ValueError, match="classification"):
+        Colorizer(bins=[[0, 0], [10, 0]], tanh=True)

@@ -1,0 +1,114 @@
+"""Re-run the experiment table of report.md and print it.
+
+Owner of the experiment protocol only; every run is a plain train_colorize.py / train_mean.py command. Two stages:
+- screen: each line of experiments/screen.txt, seed 0, with 10% of the images held out as a validation split
+  (taken from the training part before augmentation); the test split is never evaluated. Settings are chosen here.
+- final: each line of experiments/final.txt (the chosen settings and the reference rows), seeds 0, 1, 2, trained on
+  the whole 90% and evaluated on the 75 test images.
+A run whose summary already exists is skipped, so an interrupted table continues where it stopped. `table` prints
+both stages as markdown from the runs' <name>_summary.json files.
+
+    python experiments.py screen        # about 45 min on a 2-core CPU
+    python experiments.py final         # about 2 h on a 2-core CPU
+    python experiments.py table
+"""
+import argparse
+import json
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STAGES = {"screen": {"list": HERE / "experiments" / "screen.txt", "seeds": (0,),
+                     "extra": ["--val-fraction", "0.1", "--epochs", "6"]},
+          "final": {"list": HERE / "experiments" / "final.txt", "seeds": (0, 1, 2), "extra": []}}
+
+
+def read_configs(path):
+    """Lines of `path` as argument lists, skipping blanks and # comments; the first word is the script. A line's
+    own flags come after the stage's, so a line may override them (e.g. --epochs)."""
+    configs = [shlex.split(line) for line in Path(path).read_text().splitlines()
+               if line.strip() and not line.lstrip().startswith("#")]
+    for words in configs:
+        if words[0] not in ("train_colorize.py", "train_mean.py"):
+            raise SystemExit(f"error: {path}: a line must start with train_colorize.py or train_mean.py: {words}")
+    return configs
+
+
+def slug(words):
+    """A folder name for a configuration: the script's stem and its flags."""
+    text = "_".join([Path(words[0]).stem.removeprefix("train_")] + [w.lstrip("-") for w in words[1:]])
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+def summary_path(run_dir, words):
+    name = "colorizer" if words[0] == "train_colorize.py" else "mean_chroma"
+    return run_dir / f"{name}_summary.json"
+
+
+def run_stage(stage, runs_dir):
+    spec = STAGES[stage]
+    for words in read_configs(spec["list"]):
+        for seed in spec["seeds"]:
+            run_dir = runs_dir / stage / f"{slug(words)}_seed{seed}"
+            if summary_path(run_dir, words).exists():
+                continue
+            run_dir.mkdir(parents=True, exist_ok=True)
+            command = [sys.executable, words[0], *spec["extra"], *words[1:], "--seed", str(seed),
+                       "--out-dir", str(run_dir)]
+            print(" ".join(shlex.quote(w) for w in command[1:]), flush=True)
+            start = time.perf_counter()
+            with open(run_dir / "train.log", "w") as log:
+                done = subprocess.run(command, cwd=HERE, stdout=log, stderr=subprocess.STDOUT)
+            if done.returncode != 0:
+                raise SystemExit(f"error: the run above failed (status {done.returncode}); see {run_dir}/train.log")
+            print(f"  {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def spread(values, digits):
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(stage, runs_dir):
+    """Markdown rows: configuration, seeds, MSE (raw Lab units^2 over a*b* pixels), PSNR, colorfulness, minutes."""
+    spec = STAGES[stage]
+    split = "validation" if stage == "screen" else "test"
+    print(f"| {stage} configuration | seeds | {split} MSE | PSNR (dB) | colorfulness | train min |")
+    print("|---|---|---|---|---|---|")
+    for words in read_configs(spec["list"]):
+        summaries = [json.loads(p.read_text()) for seed in spec["seeds"]
+                     if (p := summary_path(runs_dir / stage / f"{slug(words)}_seed{seed}", words)).exists()]
+        if not summaries:
+            continue
+        figures = [s["figures"] for s in summaries]
+        column = lambda key, digits: spread([f[key] for f in figures], digits)  # noqa: E731
+        mse = column("mse", 2)
+        if "mean_mse" in figures[0]:
+            mse += f" (image means: {column('mean_mse', 2)})"
+        print(f"| `{' '.join(words)}` | {len(summaries)} | {mse} | {column('psnr', 2)} | "
+              f"{column('colorfulness', 1)} (truth {column('colorfulness_true', 1)}) | "
+              f"{spread([s['train_seconds'] / 60 for s in summaries], 1)} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=("screen", "final", "table"))
+    parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")
+    args = parser.parse_args(argv)
+    runs_dir = Path(args.runs_dir)
+    if args.stage == "table":
+        for stage in STAGES:
+            table(stage, runs_dir)
+            print()
+    else:
+        run_stage(args.stage, runs_dir)
+
+
+if __name__ == "__main__":
+    main()

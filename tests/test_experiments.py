@@ -1,0 +1,67 @@
+"""The experiment protocol: every configuration of the table trains, validation runs never touch the test split,
+fresh augmentation, the summaries and the table built from them."""
+import csv
+import json
+
+import pytest
+import torch
+
+import experiments
+import train_colorize
+import train_common as tc
+import train_mean
+from conftest import DATA_DIR
+
+CONFIGS = sorted({" ".join(words) for stage in experiments.STAGES.values()
+                  for words in experiments.read_configs(stage["list"])})
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_configuration_of_the_table_trains(config, tmp_path):
+    script, *flags = config.split()
+    main = {"train_colorize.py": train_colorize.main, "train_mean.py": train_mean.main}[script]
+    main([*flags, "--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "1", "--out-dir", str(tmp_path)])
+    name = "colorizer" if script == "train_colorize.py" else "mean_chroma"
+    summary = json.loads((tmp_path / f"{name}_summary.json").read_text())
+    assert summary["eval_split"] == "test" and summary["epochs"] == 1
+    assert 0 < summary["figures"]["mse"] < 1000 and summary["figures"]["psnr"] > 10
+
+
+def test_validation_run_holds_out_images_and_never_evaluates_the_test_split(tmp_path):
+    train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "40", "--val-fraction", "0.2", "--epochs", "1",
+                         "--features", "4", "--out-dir", str(tmp_path)])
+    checkpoint = tc.load_checkpoint(tmp_path / "colorizer.pt", torch.device("cpu"), "Colorizer")
+    train, val, test = (set(checkpoint[f"{split}_names"]) for split in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (28, 8, 4)
+    assert not (train & val or train & test or val & test)
+    rows = list(csv.DictReader(open(tmp_path / "colorizer.csv")))
+    assert "val_mse" in rows[0] and not any(key.startswith("test") for key in rows[0])
+    summary = json.loads((tmp_path / "colorizer_summary.json").read_text())
+    assert summary["eval_split"] == "val"
+    assert summary["figures"]["mse"] == pytest.approx(float(rows[-1]["val_mse"]), abs=1e-3)
+
+
+def test_fresh_augmentation_differs_per_epoch_and_is_reproducible():
+    args = train_colorize.parse_args(["--data-dir", str(DATA_DIR), "--limit", "10", "--fresh-augment",
+                                      "--augment-factor", "3"])
+    prepared = tc.prepare_data(args, torch.device("cpu"))
+    first = tc.training_data(prepared, args, 1)
+    second, again = tc.training_data(prepared, args, 2), tc.training_data(prepared, args, 2)
+    assert first[0].shape == second[0].shape == (27, 1, 128, 128)
+    assert not torch.equal(first[0], second[0]) and torch.equal(second[1], again[1])
+    assert torch.equal(first[0][::3], second[0][::3])  # copy 0 of each image is the original
+
+
+def test_table_gives_mean_and_spread_over_seeds(tmp_path, monkeypatch, capsys):
+    listing = tmp_path / "final.txt"
+    listing.write_text("# comment\ntrain_colorize.py --skips\n")
+    monkeypatch.setitem(experiments.STAGES, "final", {"list": listing, "seeds": (0, 1, 2), "extra": []})
+    for seed, mse in zip((0, 1, 2), (10.0, 12.0, 14.0)):
+        folder = tmp_path / "runs" / "final" / f"colorize_skips_seed{seed}"
+        folder.mkdir(parents=True)
+        figures = {"mse": mse, "psnr": 30.0, "colorfulness": 20.0 + seed, "colorfulness_true": 31.0}
+        (folder / "colorizer_summary.json").write_text(json.dumps({"figures": figures, "train_seconds": 600}))
+    experiments.table("final", tmp_path / "runs")
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == ("| `train_colorize.py --skips` | 3 | 12.00 ± 2.00 | 30.00 ± 0.00 | 21.0 ± 1.0 (truth 31.0 ± 0.0) "
+                   "| 10.0 ± 0.0 |")
