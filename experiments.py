@@ -14,12 +14,14 @@ both stages as markdown from the runs' <name>_summary.json files.
 """
 import argparse
 import json
+import os
 import re
 import shlex
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,23 +52,39 @@ def summary_path(run_dir, words):
     return run_dir / f"{name}_summary.json"
 
 
-def run_stage(stage, runs_dir):
+def pending_runs(stage, runs_dir):
+    """(command, run folder) of every run of `stage` that has no summary yet."""
     spec = STAGES[stage]
+    runs = []
     for words in read_configs(spec["list"]):
         for seed in spec["seeds"]:
             run_dir = runs_dir / stage / f"{slug(words)}_seed{seed}"
-            if summary_path(run_dir, words).exists():
-                continue
-            run_dir.mkdir(parents=True, exist_ok=True)
-            command = [sys.executable, words[0], *spec["extra"], *words[1:], "--seed", str(seed),
-                       "--out-dir", str(run_dir)]
-            print(" ".join(shlex.quote(w) for w in command[1:]), flush=True)
-            start = time.perf_counter()
-            with open(run_dir / "train.log", "w") as log:
-                done = subprocess.run(command, cwd=HERE, stdout=log, stderr=subprocess.STDOUT)
-            if done.returncode != 0:
-                raise SystemExit(f"error: the run above failed (status {done.returncode}); see {run_dir}/train.log")
-            print(f"  {time.perf_counter() - start:.0f} s", flush=True)
+            if not summary_path(run_dir, words).exists():
+                runs.append(([sys.executable, words[0], *spec["extra"], *words[1:], "--seed", str(seed),
+                              "--out-dir", str(run_dir)], run_dir))
+    return runs
+
+
+def run_one(command, run_dir, threads):
+    """Run one training command, its output into <run_dir>/train.log; returns (exit status, seconds)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    start = time.perf_counter()
+    with open(run_dir / "train.log", "w") as log:
+        done = subprocess.run(command, cwd=HERE, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return done.returncode, time.perf_counter() - start
+
+
+def run_stage(stage, runs_dir, jobs):
+    """Run the stage's missing runs, `jobs` at a time (each then gets cores / jobs threads)."""
+    runs = pending_runs(stage, runs_dir)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    with ThreadPoolExecutor(jobs) as pool:
+        results = pool.map(lambda run: run_one(*run, threads), runs)
+        for (command, run_dir), (status, seconds) in zip(runs, results):
+            print(f"{' '.join(shlex.quote(w) for w in command[1:])}  ({seconds:.0f} s)", flush=True)
+            if status != 0:
+                raise SystemExit(f"error: the run above failed (status {status}); see {run_dir}/train.log")
 
 
 def spread(values, digits):
@@ -100,14 +118,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=("screen", "final", "table"))
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with CPU cores / jobs threads)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs: must be a positive integer, got {args.jobs}")
     runs_dir = Path(args.runs_dir)
     if args.stage == "table":
         for stage in STAGES:
             table(stage, runs_dir)
             print()
     else:
-        run_stage(args.stage, runs_dir)
+        run_stage(args.stage, runs_dir, args.jobs)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,17 @@ class MeanChromaNet(nn.Module):
     Seven Conv2d modules, kernel 3, stride 2, padding 1, each halving the side: 128, 64, 32, 16, 8, 4, 2, 1.
     The first six have `features` maps and ReLU. The seventh maps them to 2 channels at 1x1: those two values are
     (mean a*, mean b*) / AB_SCALE. It ends in identity (or Tanh with `tanh=True`) instead of ReLU, because mean
-    chroma is signed.
+    chroma is signed. `batchnorm=True` (beyond the spec) puts BatchNorm between each hidden Conv2d and its ReLU.
     """
 
-    def __init__(self, features=3, tanh=False):
+    def __init__(self, features=3, tanh=False, batchnorm=False):
         super().__init__()
-        self.args = {"features": features, "tanh": tanh}
+        self.args = {"features": features, "tanh": tanh, "batchnorm": batchnorm}
         layers, channels = [], 1
         for _ in range(6):
-            layers += [nn.Conv2d(channels, features, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, features, 3, stride=2, padding=1, bias=not batchnorm)]
+            layers += [nn.BatchNorm2d(features)] if batchnorm else []
+            layers += [nn.ReLU(inplace=True)]
             channels = features
         layers += [nn.Conv2d(channels, 2, 3, stride=2, padding=1), nn.Tanh() if tanh else nn.Identity()]
         self.net = nn.Sequential(*layers)

@@ -18,6 +18,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     tc.add_common_args(parser, epochs=30, lr=1e-3, out_dir="outputs")
     parser.add_argument("--features", type=tc.positive_int, default=3, help="feature maps of the hidden layers")
+    parser.add_argument("--batchnorm", action="store_true", help="BatchNorm in the hidden layers (beyond the spec)")
     return parser.parse_args(argv)
 
 
@@ -37,7 +38,7 @@ def main(argv=None):
     print(f"constant baseline (training images' average mean color) {split} MSE {baseline:.2f}")
 
     torch.manual_seed(args.seed)
-    model = MeanChromaNet(args.features, args.tanh).to(run.device)
+    model = MeanChromaNet(args.features, args.tanh, args.batchnorm).to(run.device)
     metrics = tc.fit(model, run, args, mean_targets)
 
     predicted = data.denormalize_ab(tc.predict(model, prepared["eval_l"][:5], args.batch_size))

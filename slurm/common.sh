@@ -7,7 +7,8 @@
 #   DATA_DIR       --data-dir for the scripts (default: the scripts' own: face_images/, ../shared/face_images)
 #   OUT_DIR        output folder (default per script, named after the job id so a requeued job finds it)
 #   EXTRA_ARGS     more flags for the python script, e.g. "--epochs 5 --limit 100"
-#   EXPERIMENTS    experiments.sbatch: the configuration list (default slurm/experiments.txt)
+#   EXPERIMENTS    experiments.sbatch: the configuration list (default experiments/final.txt)
+#   STAGE_ARGS     experiments.sbatch: flags before each line's own (e.g. the screening stage's)
 
 cd "${FACECOLOR_DIR:-${SLURM_SUBMIT_DIR:-.}}"
 if command -v module >/dev/null 2>&1; then

@@ -57,14 +57,18 @@ def test_train_mean_then_train_and_test_colorize_jobs(cluster, tmp_path):
 
 def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     configs = tmp_path / "experiments.txt"
-    configs.write_text("# two tiny rows\n--levels 3 --features 4\n\n--levels 4 --features 4 --skips\n")
-    job = _submit(cluster, tmp_path, "experiments.sbatch", "--limit 20 --epochs 1", "--array=0-1",
-                  OUT_DIR=str(tmp_path / "exp"), EXPERIMENTS=str(configs), SEEDS="0")
-    for task in (0, 1):
+    configs.write_text("# three tiny rows\ntrain_colorize.py --levels 3 --features 4\n\n"
+                       "train_colorize.py --levels 4 --features 4 --skips\ntrain_mean.py --features 4\n")
+    job = _submit(cluster, tmp_path, "experiments.sbatch", "--limit 20 --epochs 1", "--array=0-2",
+                  OUT_DIR=str(tmp_path / "exp"), EXPERIMENTS=str(configs), SEEDS="0",
+                  STAGE_ARGS="--val-fraction 0.2")
+    for task in (0, 1, 2):
         assert cluster.wait(f"{job}_{task}")["JobState"] == "COMPLETED"
-    levels = [torch.load(tmp_path / "exp" / f"{task}-seed0" / "colorizer.pt", weights_only=True)["model_args"]
-              for task in (0, 1)]
-    assert [(a["levels"], a["skips"]) for a in levels] == [(3, False), (4, True)]
+    runs = [torch.load(tmp_path / "exp" / f"{task}-seed0" / name, weights_only=True)
+            for task, name in ((0, "colorizer.pt"), (1, "colorizer.pt"), (2, "mean_chroma.pt"))]
+    assert [(r["model_args"]["levels"], r["model_args"]["skips"]) for r in runs[:2]] == [(3, False), (4, True)]
+    assert runs[2]["model_args"]["features"] == 4
+    assert all(r["args"]["val_fraction"] == 0.2 and r["args"]["epochs"] == 1 for r in runs)
 
 
 def test_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_path):

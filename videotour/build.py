@@ -3,7 +3,7 @@
 Owner of the tour only. tour.txt is a list of slides: a line starting with ">" says what is on screen, the lines
 after it (up to the next ">") are what the narrator says meanwhile. Slide kinds:
     > title TITLE | SUBTITLE
-    > code FILE NAME [NAME ...]     the named functions/classes of FILE (a Python file), with their line numbers
+    > code FILE NAME [NAME ...]     the named functions, classes or Class.methods of FILE, with line numbers
     > code FILE START-END           those lines of FILE
     > log FILE [START-END] | CAPTION   a text file (a run's log) as a terminal
     > image FILE | CAPTION          a PNG, scaled to fit
@@ -95,14 +95,24 @@ def project_file(name):
     return path
 
 
+def _spans(nodes, prefix=""):
+    """{name: (first line, last line)} of the functions and classes among `nodes`, methods as Class.method."""
+    spans = {}
+    for node in nodes:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            name = prefix + node.name
+            spans[name] = (min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno)
+            if isinstance(node, ast.ClassDef):
+                spans.update(_spans(node.body, name + "."))
+    return spans
+
+
 def symbol_lines(path, names):
-    """First and last line of the named top-level functions/classes of a Python file (decorators included)."""
-    tree = ast.parse(path.read_text())
-    spans = {node.name: (min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno)
-             for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    """First and last line spanning the named functions, classes or Class.methods of a Python file."""
+    spans = _spans(ast.parse(path.read_text()).body)
     missing = [name for name in names if name not in spans]
     if missing:
-        raise TourError(f"{path.name}: no top-level function or class {missing[0]!r}")
+        raise TourError(f"{path.name}: no function or class {missing[0]!r}")
     return min(spans[n][0] for n in names), max(spans[n][1] for n in names)
 
 
