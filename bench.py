@@ -45,10 +45,17 @@ def bench_prepare(repeats):
     return timed(lambda: tc.prepare_data(args, torch.device("cpu")), repeats)
 
 
+def default_colorizer(memory_format=torch.channels_last):
+    """The Colorizer train_colorize.py builds with no flags, in the memory format train_common.fit uses."""
+    args = train_colorize.parse_args([])
+    model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips)
+    return model.to(memory_format=memory_format)
+
+
 def bench_loops(prepared, steps, batch_size, repeats):
     """(bare img/s, train-loop img/s) for the default Colorizer on the same data and batch size."""
     torch.manual_seed(0)
-    model = Colorizer().to(memory_format=torch.channels_last)  # as train_common.fit runs it
+    model = default_colorizer()
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
 
@@ -82,7 +89,7 @@ def bench_variants(steps, batch_size, repeats):
         batch = options.get("batch", batch_size)
         x, y = torch.rand(batch, 1, 128, 128), torch.rand(batch, 2, 128, 128)
         torch.manual_seed(0)
-        model = Colorizer().to(memory_format=options.get("memory_format", torch.channels_last))
+        model = default_colorizer(options.get("memory_format", torch.channels_last))
         optimizer = torch.optim.Adam(model.parameters(), 1e-3)
         run = torch.compile(model) if options.get("compile") else model
 

@@ -25,9 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Flags every run of a stage gets before its line's own (which override them). Screening starts from the spec's
+# plain network (no skips, one fixed augmented set) and 6 epochs, whatever the scripts' defaults are.
 STAGES = {"screen": {"list": HERE / "experiments" / "screen.txt", "seeds": (0,),
-                     "extra": ["--val-fraction", "0.1", "--epochs", "6"]},
-          "final": {"list": HERE / "experiments" / "final.txt", "seeds": (0, 1, 2), "extra": []}}
+                     "extra": {"train_colorize.py": ["--val-fraction", "0.1", "--epochs", "6", "--no-skips",
+                                                     "--no-fresh-augment"],
+                               "train_mean.py": ["--val-fraction", "0.1"]}},
+          "final": {"list": HERE / "experiments" / "final.txt", "seeds": (0, 1, 2), "extra": {}}}
 
 
 def read_configs(path):
@@ -60,7 +64,7 @@ def pending_runs(stage, runs_dir):
         for seed in spec["seeds"]:
             run_dir = runs_dir / stage / f"{slug(words)}_seed{seed}"
             if not summary_path(run_dir, words).exists():
-                runs.append(([sys.executable, words[0], *spec["extra"], *words[1:], "--seed", str(seed),
+                runs.append(([sys.executable, words[0], *spec["extra"].get(words[0], []), *words[1:], "--seed", str(seed),
                               "--out-dir", str(run_dir)], run_dir))
     return runs
 

@@ -67,7 +67,7 @@ def fraction(text):
     return value
 
 
-def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant"):
+def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_augment=False):
     """Flags every training script has; defaults differ per script."""
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
@@ -79,7 +79,7 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant"):
                         help="learning rate per epoch: constant, or cosine decay to 0 at the last epoch")
     parser.add_argument("--augment-factor", type=positive_int, default=10,
                         help="copies of each training image (1: no augmentation)")
-    parser.add_argument("--fresh-augment", action="store_true",
+    parser.add_argument("--fresh-augment", action=argparse.BooleanOptionalAction, default=fresh_augment,
                         help="draw new random augmentations every epoch instead of one fixed augmented set")
     parser.add_argument("--val-fraction", type=fraction, default=0.0,
                         help="hold out this fraction of all images from training (before augmentation) and evaluate "

@@ -101,8 +101,10 @@ def test_colorize_any_photo_keeps_size_and_lightness(trained, tmp_path):
         colorized = cv2.imread(str(tmp_path / "out" / f"{name}.png"))
         assert colorized.shape[:2] == source.shape[:2]
         l_in, l_out = _lab_l(source), _lab_l(colorized)
-        inside = (l_in > 5) & (l_in < 95)  # away from where gamut clipping may move L*
-        assert (l_in - l_out)[inside].abs().max() < 1.0
+        # where the merged color was clipped to the sRGB gamut, L* moves; everywhere else it is the input's
+        unclipped = torch.from_numpy(((colorized > 0) & (colorized < 255)).all(axis=2))
+        assert unclipped.float().mean() > 0.5
+        assert (l_in - l_out)[unclipped].abs().max() < 1.0
 
 
 def test_input_errors_name_the_file_and_others_still_run(trained, tmp_path):

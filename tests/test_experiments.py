@@ -55,7 +55,7 @@ def test_fresh_augmentation_differs_per_epoch_and_is_reproducible():
 def test_table_gives_mean_and_spread_over_seeds(tmp_path, monkeypatch, capsys):
     listing = tmp_path / "final.txt"
     listing.write_text("# comment\ntrain_colorize.py --skips\n")
-    monkeypatch.setitem(experiments.STAGES, "final", {"list": listing, "seeds": (0, 1, 2), "extra": []})
+    monkeypatch.setitem(experiments.STAGES, "final", {"list": listing, "seeds": (0, 1, 2), "extra": {}})
     for seed, mse in zip((0, 1, 2), (10.0, 12.0, 14.0)):
         folder = tmp_path / "runs" / "final" / f"colorize_skips_seed{seed}"
         folder.mkdir(parents=True)

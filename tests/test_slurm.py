@@ -57,7 +57,7 @@ def test_train_mean_then_train_and_test_colorize_jobs(cluster, tmp_path):
 
 def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     configs = tmp_path / "experiments.txt"
-    configs.write_text("# three tiny rows\ntrain_colorize.py --levels 3 --features 4\n\n"
+    configs.write_text("# three tiny rows\ntrain_colorize.py --levels 3 --features 4 --no-skips\n\n"
                        "train_colorize.py --levels 4 --features 4 --skips\ntrain_mean.py --features 4\n")
     job = _submit(cluster, tmp_path, "experiments.sbatch", "--limit 20 --epochs 1", "--array=0-2",
                   OUT_DIR=str(tmp_path / "exp"), EXPERIMENTS=str(configs), SEEDS="0",
@@ -73,9 +73,10 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
 
 def test_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_path):
     out = tmp_path / "col"
-    # 80 short epochs take longer than the 1-minute limit; SLURM warns (USR1) 50 s before it
+    # 80 short epochs take longer than the 1-minute limit; SLURM warns (USR1) 40 s before it, late enough for
+    # Python to have installed its handler even on a busy machine
     job = _submit(cluster, tmp_path, "train_colorize.sbatch", "--limit 100 --features 8 --epochs 80",
-                  "--time=1", "--signal=B:USR1@50", OUT_DIR=str(out))
+                  "--time=1", "--signal=B:USR1@40", OUT_DIR=str(out))
     cluster.wait_until(job, lambda info: int(info.get("Restarts", 0)) >= 1, timeout=180)
     interrupted = torch.load(out / "colorizer.pt", weights_only=True)
     assert 0 < interrupted["epoch"] < 80
