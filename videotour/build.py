@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 WIDTH, HEIGHT, BAR = 1280, 720, 56  # frame size and the title bar's height
 PAUSE = 0.6  # seconds of silence after each narration
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-VOICE, WORDS_PER_MINUTE = "en-us", 160
+VOICE, WORDS_PER_MINUTE = "en-us", 172
 BACKGROUND, BAR_COLOR, TERMINAL = "#fdfdfb", "#24476b", "#1e1e1e"
 
 
