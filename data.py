@@ -260,6 +260,13 @@ def image_scores(l_norm, ab_norm_pred, ab_norm_true):
             "colorfulness": colorfulness(rgb_pred), "colorfulness_true": colorfulness(rgb_true)}
 
 
+def mean_scores(l_norm, ab_norm_pred, ab_norm_true):
+    """image_scores averaged over the images, plus mse: the mean of mse_a and mse_b (floats)."""
+    scores = image_scores(l_norm, ab_norm_pred, ab_norm_true)
+    figures = {name: values.mean().item() for name, values in scores.items()}
+    return {"mse": (figures["mse_a"] + figures["mse_b"]) / 2, **figures}
+
+
 # ---------------------------------------------------------------- a*b* classes (Zhang et al. 2016)
 
 def _bin_cells(ab_norm, bin_size):

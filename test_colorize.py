@@ -86,9 +86,9 @@ def evaluate_split(model, split, rgb, names, args, out_dir):
     l_norm, ab_norm = data.to_network(rgb)
     device = next(model.parameters()).device
     ab_pred = tc.predict(model, l_norm.to(device), args.batch_size).cpu()
-    figures = {name: values.mean().item() for name, values in data.image_scores(l_norm, ab_pred, ab_norm).items()}
-    mse_a, mse_b = figures["mse_a"], figures["mse_b"]
-    print(f"{split}: {len(rgb)} images, MSE a* {mse_a:.2f}  b* {mse_b:.2f}  mean {(mse_a + mse_b) / 2:.2f} "
+    figures = data.mean_scores(l_norm, ab_pred, ab_norm)
+    print(f"{split}: {len(rgb)} images, MSE a* {figures['mse_a']:.2f}  b* {figures['mse_b']:.2f}  "
+          f"mean {figures['mse']:.2f} "
           f"(raw Lab units^2); PSNR {figures['psnr']:.2f} dB; colorfulness {figures['colorfulness']:.1f} "
           f"(originals {figures['colorfulness_true']:.1f})")
     if args.pngs > 0:
@@ -96,7 +96,7 @@ def evaluate_split(model, split, rgb, names, args, out_dir):
         for name, panel in zip(names, panels):
             write_png(out_dir / f"{split}_{Path(name).stem}.png", panel)
         write_png(out_dir / f"{split}_grid.png", grid(panels))
-    return (mse_a + mse_b) / 2
+    return figures["mse"]
 
 
 def print_baselines(train_rgb, test_rgb):
@@ -107,8 +107,8 @@ def print_baselines(train_rgb, test_rgb):
                "training images' mean color": train_ab.mean((0, 2, 3), keepdim=True).expand_as(test_ab),
                "each image's own mean color": test_ab.mean((2, 3), keepdim=True).expand_as(test_ab)}
     for name, guess in guesses.items():
-        scores = {key: values.mean().item() for key, values in data.image_scores(test_l, guess, test_ab).items()}
-        print(f"baseline {name}: test MSE {(scores['mse_a'] + scores['mse_b']) / 2:.2f}, "
+        scores = data.mean_scores(test_l, guess, test_ab)
+        print(f"baseline {name}: test MSE {scores['mse']:.2f}, "
               f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 

@@ -384,9 +384,7 @@ class EpochLog:
 def held_out_scores(prepared, ab_norm_pred):
     """Mean figures of colorizations of the held-out split (its L* with ab_norm_pred): MSE (raw Lab units^2),
     RGB PSNR (dB) and colorfulness of the outputs and of the originals."""
-    scores = data.image_scores(prepared["eval_l"], ab_norm_pred, prepared["eval_ab"])
-    figures = {name: values.mean().item() for name, values in scores.items()}
-    return {"mse": (figures["mse_a"] + figures["mse_b"]) / 2, **figures}
+    return data.mean_scores(prepared["eval_l"], ab_norm_pred, prepared["eval_ab"])
 
 
 def write_summary(run, args, model, metrics, figures):
