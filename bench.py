@@ -129,8 +129,8 @@ def peak_training_rss_mb():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--repeats", type=tc.positive_int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
+    parser.add_argument("--repeats", type=tc.positive_int, default=5, help="timings per stage (the median is printed)")
     parser.add_argument("--steps", type=tc.positive_int, default=30, help="training steps per loop timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the one-epoch peak-memory run (~40 s)")
     parser.add_argument("--variants", action="store_true", help="also time bf16 autocast and torch.compile")

@@ -64,7 +64,8 @@ def pending_runs(stage, runs_dir):
         for seed in spec["seeds"]:
             run_dir = runs_dir / stage / f"{slug(words)}_seed{seed}"
             if not summary_path(run_dir, words).exists():
-                runs.append(([sys.executable, words[0], *spec["extra"].get(words[0], []), *words[1:], "--seed", str(seed),
+                stage_flags = spec["extra"].get(words[0], [])
+                runs.append(([sys.executable, words[0], *stage_flags, *words[1:], "--seed", str(seed),
                               "--out-dir", str(run_dir)], run_dir))
     return runs
 
@@ -118,9 +119,13 @@ def table(stage, runs_dir):
               f"{spread([s['train_seconds'] / 60 for s in summaries], 1)} |")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's line breaks and shows every flag's default."""
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("screen", "final", "table"))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("stage", choices=("screen", "final", "table"), help="what to do (see above)")
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with CPU cores / jobs threads)")
     args = parser.parse_args(argv)

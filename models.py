@@ -2,8 +2,9 @@
 
 Owner of network architecture only. Both take l_norm (L* / 100, N x 1 x H x W) and return ab_norm (a*b* / AB_SCALE
 from data.py); data.py turns that back into raw Lab. The classification Colorizer returns per-pixel class logits
-while training and decodes them (data.annealed_mean) in eval mode. Every constructor argument is stored in `model.args`, so a
-checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
+while training and decodes them (data.annealed_mean) in eval mode; a MeanChromaNet ensemble returns each member's
+prediction while training and their average in eval mode. Every constructor argument is stored in `model.args`,
+so a checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
 """
 import torch
 from torch import nn
@@ -17,27 +18,52 @@ class MeanChromaNet(nn.Module):
     """Predicts each image's mean a* and mean b* from its L* channel: 128x128 in, 2 scalars out.
 
     Seven Conv2d modules, kernel 3, stride 2, padding 1, each halving the side: 128, 64, 32, 16, 8, 4, 2, 1.
-    The first six have `features` maps and ReLU. The seventh maps them to 2 channels at 1x1: those two values are
-    (mean a*, mean b*) / AB_SCALE. It ends in identity (or Tanh with `tanh=True`) instead of ReLU, because mean
-    chroma is signed. `batchnorm=True` (beyond the spec) puts BatchNorm between each hidden Conv2d and its ReLU.
+    The first six have `features` maps (one number, or six: one per module) and ReLU. The seventh maps them to
+    2 channels at 1x1: those two values are (mean a*, mean b*) / AB_SCALE. It ends in identity (or Tanh with
+    `tanh=True`) instead of ReLU, because mean chroma is signed. `batchnorm=True` (beyond the spec) puts
+    BatchNorm between each hidden Conv2d and its ReLU.
+    `flip_average=True` (beyond the spec) returns, in eval mode, the average of the predictions for the image and
+    its mirror image: a face's mean color does not change when mirrored, but the network's guess does, and the
+    two guesses' errors partly cancel. Training is unchanged (random flips are already part of augmentation).
+    `members=K` (beyond the spec) holds K such networks with their own initial weights: in training mode forward
+    returns each one's prediction (N x K x 2) so that each learns on its own; in eval mode their average (N x 2).
     """
 
-    def __init__(self, features=3, tanh=False, batchnorm=False):
+    def __init__(self, features=3, tanh=False, batchnorm=False, flip_average=False, members=1):
         super().__init__()
-        self.args = {"features": features, "tanh": tanh, "batchnorm": batchnorm}
+        self.args = {"features": features, "tanh": tanh, "batchnorm": batchnorm, "flip_average": flip_average,
+                     "members": members}
+        widths = [features] * 6 if isinstance(features, int) else list(features)
+        if len(widths) != 6:
+            raise ValueError(f"MeanChromaNet needs 1 or 6 feature counts, got {len(widths)}")
+        nets = [self._one_net(widths, tanh, batchnorm) for _ in range(members)]
+        # A single network stays at `self.net`, so the spec net's state_dict keys do not change.
+        self.net = nets[0] if members == 1 else nn.ModuleList(nets)
+
+    @staticmethod
+    def _one_net(widths, tanh, batchnorm):
         layers, channels = [], 1
-        for _ in range(6):
-            layers += [nn.Conv2d(channels, features, 3, stride=2, padding=1, bias=not batchnorm)]
-            layers += [nn.BatchNorm2d(features)] if batchnorm else []
+        for width in widths:
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=not batchnorm)]
+            layers += [nn.BatchNorm2d(width)] if batchnorm else []
             layers += [nn.ReLU(inplace=True)]
-            channels = features
+            channels = width
         layers += [nn.Conv2d(channels, 2, 3, stride=2, padding=1), nn.Tanh() if tanh else nn.Identity()]
-        self.net = nn.Sequential(*layers)
+        return nn.Sequential(*layers)
+
+    def _members(self, l_norm):
+        nets = self.net if isinstance(self.net, nn.ModuleList) else [self.net]
+        return torch.stack([net(l_norm).flatten(1) for net in nets], 1)
 
     def forward(self, l_norm):
         if l_norm.shape[-2:] != (128, 128):
             raise ValueError(f"MeanChromaNet needs 128x128 input, got {tuple(l_norm.shape[-2:])}")
-        return self.net(l_norm).flatten(1)
+        ab_norm = self._members(l_norm)
+        if self.training:
+            return ab_norm if self.args["members"] > 1 else ab_norm[:, 0]
+        if self.args["flip_average"]:
+            ab_norm = (ab_norm + self._members(l_norm.flip(-1))) / 2
+        return ab_norm.mean(1)
 
 
 def _down(c_in, c_out):

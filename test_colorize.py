@@ -19,8 +19,8 @@ from models import build_model
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", default="outputs/colorizer.pt")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
+    parser.add_argument("--checkpoint", default="outputs/colorizer.pt", help="trained Colorizer checkpoint")
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
     parser.add_argument("--out-dir", default="outputs/colorized", help="where PNGs are written")
@@ -30,11 +30,12 @@ def parse_args(argv=None):
                              "mean color, each test image's own mean color")
     parser.add_argument("--pngs", type=tc.nonnegative_int, default=12,
                         help="images per split saved as [input | prediction | truth] PNGs and in the grid")
-    parser.add_argument("--batch-size", type=tc.positive_int, default=50)
+    parser.add_argument("--batch-size", type=tc.positive_int, default=50, help="images per evaluation batch")
     parser.add_argument("--input", nargs="+", metavar="PATH", help="colorize these images or folders instead")
     parser.add_argument("--work-size", type=tc.positive_int, default=256,
                         help="--input: longest side the network sees (rounded to a multiple of 2^levels)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available, else CPU")
     return parser.parse_args(argv)
 
 

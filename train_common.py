@@ -67,13 +67,21 @@ def fraction(text):
     return value
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's line breaks and shows every flag's default (except "None": such flags say in
+    their help what leaving them out does)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_augment=False):
     """Flags every training script has; defaults differ per script."""
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
     parser.add_argument("--limit", type=positive_int, help="use only the first LIMIT images (quick runs)")
-    parser.add_argument("--epochs", type=positive_int, default=epochs)
-    parser.add_argument("--batch-size", type=positive_int, default=10)
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the augmented training set")
+    parser.add_argument("--batch-size", type=positive_int, default=10, help="images per training step")
     parser.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=lr_schedule,
                         help="learning rate per epoch: constant, or cosine decay to 0 at the last epoch")
@@ -85,7 +93,8 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
                         help="hold out this fraction of all images from training (before augmentation) and evaluate "
                              "on it instead of the test split: for choosing settings without looking at the test set")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, augmentation, init and batch order")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available, else CPU")
     parser.add_argument("--out-dir", default=out_dir, help="checkpoint, log and plots go here")
     parser.add_argument("--tanh", action="store_true", help="Tanh output, a*b* targets scaled to [-1, 1]")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
@@ -290,14 +299,16 @@ class Progress:
 def make_loss(model):
     """The batch loss of `model`: a function (output, ab_norm target) -> (loss to minimise, ab_norm MSE to log).
 
-    Regression: MSE, both times. Classification Colorizer: cross-entropy against the a*b* bin of each output
-    pixel (the mean a*b* of the input pixels it covers), and the MSE of the annealed-mean decoding at that
-    resolution, so the log stays in the same units for both kinds.
+    Regression: MSE, both times; an ensemble's N x K x 2 training output is compared member by member with the
+    target, so each member learns on its own and the logged MSE is the members' average. Classification
+    Colorizer: cross-entropy against the a*b* bin of each output pixel (the mean a*b* of the input pixels it
+    covers), and the MSE of the annealed-mean decoding at that resolution, so the log stays in the same units
+    for both kinds.
     """
     bins = getattr(model, "args", {}).get("bins")
     if bins is None:
         def loss(out, y):
-            mse = torch.nn.functional.mse_loss(out.float(), y)
+            mse = torch.nn.functional.mse_loss(out.float(), y.unsqueeze(1).expand_as(out) if out.dim() > y.dim() else y)
             return mse, mse
         return loss
 

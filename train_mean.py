@@ -15,11 +15,20 @@ NAME = "mean_chroma"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
     tc.add_common_args(parser, epochs=30, lr=1e-3, out_dir="outputs")
-    parser.add_argument("--features", type=tc.positive_int, default=3, help="feature maps of the hidden layers")
+    parser.add_argument("--features", type=tc.positive_int, nargs="+", default=[3],
+                        help="feature maps of the six hidden layers: one number for all, or six")
     parser.add_argument("--batchnorm", action="store_true", help="BatchNorm in the hidden layers (beyond the spec)")
-    return parser.parse_args(argv)
+    parser.add_argument("--flip-average", action="store_true",
+                        help="evaluate as the average of the predictions for each image and its mirror image")
+    parser.add_argument("--members", type=tc.positive_int, default=1,
+                        help="train this many networks side by side (own initial weights) and predict their average")
+    args = parser.parse_args(argv)
+    if len(args.features) not in (1, 6):
+        parser.error(f"--features: give 1 or 6 values, got {len(args.features)}")
+    args.features = args.features[0] if len(args.features) == 1 else args.features
+    return args
 
 
 def mean_targets(ab_norm):
@@ -38,7 +47,7 @@ def main(argv=None):
     print(f"constant baseline (training images' average mean color) {split} MSE {baseline:.2f}")
 
     torch.manual_seed(args.seed)
-    model = MeanChromaNet(args.features, args.tanh, args.batchnorm).to(run.device)
+    model = MeanChromaNet(args.features, args.tanh, args.batchnorm, args.flip_average, args.members).to(run.device)
     metrics = tc.fit(model, run, args, mean_targets)
 
     predicted = data.denormalize_ab(tc.predict(model, prepared["eval_l"][:5], args.batch_size))

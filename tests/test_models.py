@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from models import Colorizer, MeanChromaNet, build_model
+from train_common import make_loss
 
 
 def test_mean_chroma_net_halves_seven_times_to_two_scalars():
@@ -17,11 +18,58 @@ def test_mean_chroma_net_halves_seven_times_to_two_scalars():
     assert [s[0] for s in sizes] == [3] * 6 + [2]
 
 
+def test_mean_chroma_net_takes_one_width_per_hidden_layer():
+    model = MeanChromaNet(features=[2, 3, 4, 5, 6, 7], batchnorm=True)
+    convs = [m for m in model.net if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [2, 3, 4, 5, 6, 7, 2]
+    assert model(torch.rand(2, 1, 128, 128)).shape == (2, 2)
+    with pytest.raises(ValueError, match="1 or 6"):
+        MeanChromaNet(features=[4, 4])
+
+
 def test_mean_chroma_tanh_bounds_output():
     model = MeanChromaNet(features=8, tanh=True)
     with torch.no_grad():
         model.net[-2].bias.fill_(50.0)
     assert model(torch.rand(2, 1, 128, 128)).abs().max() <= 1.0
+
+
+def test_mean_chroma_flip_average_is_mirror_invariant_in_eval_mode_only():
+    torch.manual_seed(0)
+    model = MeanChromaNet(features=8, flip_average=True)
+    plain = MeanChromaNet(features=8)
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(3, 1, 128, 128)
+    assert torch.equal(model(x), plain(x))  # training mode: the plain network
+    model.eval()
+    plain.eval()
+    with torch.no_grad():
+        expected = (plain(x) + plain(x.flip(-1))) / 2
+        assert torch.allclose(model(x), expected, atol=1e-6)
+        assert torch.allclose(model(x.flip(-1)), model(x), atol=1e-6)
+        assert not torch.allclose(plain(x.flip(-1)), plain(x), atol=1e-6)
+
+
+def test_mean_chroma_members_learn_apart_and_predict_their_average():
+    torch.manual_seed(0)
+    ensemble = MeanChromaNet(features=4, batchnorm=True, members=2)
+    x, y = torch.rand(6, 1, 128, 128), torch.rand(6, 2) - 0.5
+    out = ensemble(x)
+    assert out.shape == (6, 2, 2)
+    assert not torch.allclose(out[:, 0], out[:, 1])  # own initial weights
+    loss, _ = make_loss(ensemble)(out, y)
+    loss.backward()
+    alone = MeanChromaNet(features=4, batchnorm=True)
+    alone.net.load_state_dict(ensemble.net[0].state_dict())
+    torch.nn.functional.mse_loss(alone(x), y).backward()
+    for mine, own in zip(ensemble.net[0].parameters(), alone.net.parameters()):
+        assert torch.allclose(2 * mine.grad, own.grad, atol=1e-6)  # member 0's gradient ignores member 1
+    members = [MeanChromaNet(features=4, batchnorm=True).eval() for _ in range(2)]
+    for single, net in zip(members, ensemble.net):
+        single.net.load_state_dict(net.state_dict())  # with the BatchNorm statistics of that training step
+    ensemble.eval()
+    with torch.no_grad():
+        assert torch.allclose(ensemble(x), (members[0](x) + members[1](x)) / 2, atol=1e-6)
 
 
 @pytest.mark.parametrize("levels", [3, 4, 5])
@@ -66,7 +114,8 @@ def test_eval_mode_output_does_not_depend_on_batch_mates():
     assert torch.allclose(single[0], batched[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("model", [MeanChromaNet(features=5, tanh=True),
+@pytest.mark.parametrize("model", [MeanChromaNet(features=5, tanh=True, flip_average=True),
+                                   MeanChromaNet(features=[2, 3, 4, 5, 6, 7], batchnorm=True, members=2),
                                    Colorizer(levels=3, features=[4, 8, 8], upsample="nearest", skips=True)])
 def test_rebuild_from_stored_arguments(model):
     rebuilt = build_model(type(model).__name__, model.args)

@@ -63,12 +63,18 @@ def test_tanh_run_prints_raw_units(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [(["--epochs", "0"], "--epochs"), (["--batch-size", "-1"], "--batch-size"),
                                             (["--features", "0"], "--features"), (["--lr", "nan"], "--lr"),
+                                            (["--features", "8", "16"], "--features: give 1 or 6 values"),
                                             (["--bogus"], "unrecognized")])
 def test_bad_flags_are_argparse_errors(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_mean.parse_args(flags)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_features_one_width_or_six():
+    assert train_mean.parse_args([]).features == 3
+    assert train_mean.parse_args(["--features", "1", "2", "3", "4", "5", "6"]).features == [1, 2, 3, 4, 5, 6]
 
 
 def test_diverging_run_stops_with_message_and_keeps_checkpoint(tmp_path):

@@ -267,8 +267,12 @@ def build(tour, out, quick=False):
     return len(slides), sum(durations)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's line breaks and shows every flag's default."""
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--tour", default=str(HERE / "tour.txt"), help="slides and narration")
     parser.add_argument("--out", default=str(HERE / "tour.mp4"), help="MP4 to write")
     parser.add_argument("--quick", action="store_true", help="only the first two slides, one sentence each")
