@@ -52,7 +52,7 @@ class MeanChromaNet(nn.Module):
         return nn.Sequential(*layers)
 
     def _members(self, l_norm):
-        nets = self.net if isinstance(self.net, nn.ModuleList) else [self.net]
+        nets = self.net if self.args["members"] > 1 else [self.net]
         return torch.stack([net(l_norm).flatten(1) for net in nets], 1)
 
     def forward(self, l_norm):
