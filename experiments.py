@@ -5,8 +5,9 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
   (taken from the training part before augmentation); the test split is never evaluated. Settings are chosen here.
 - final: each line of experiments/final.txt (the chosen settings and the reference rows), seeds 0, 1, 2, trained on
   the whole 90% and evaluated on the 75 test images.
-A run whose summary already exists is skipped, so an interrupted table continues where it stopped. `table` prints
-both stages as markdown from the runs' <name>_summary.json files.
+A run whose summary already exists is skipped and an interrupted one (a checkpoint, no summary) resumed, so an
+interrupted table continues where it stopped. `table` prints both stages as markdown from the runs'
+<name>_summary.json files.
 
     python experiments.py screen        # about 45 min on a 2-core CPU
     python experiments.py final         # about 2 h on a 2-core CPU
@@ -51,13 +52,17 @@ def slug(words):
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
+def run_name(words):
+    return "colorizer" if words[0] == "train_colorize.py" else "mean_chroma"
+
+
 def summary_path(run_dir, words):
-    name = "colorizer" if words[0] == "train_colorize.py" else "mean_chroma"
-    return run_dir / f"{name}_summary.json"
+    return run_dir / f"{run_name(words)}_summary.json"
 
 
 def pending_runs(stage, runs_dir):
-    """(command, run folder) of every run of `stage` that has no summary yet."""
+    """(command, run folder) of every run of `stage` that has no summary yet; one that was interrupted (it has a
+    checkpoint) continues with --resume, as the training scripts never overwrite a saved run."""
     spec = STAGES[stage]
     runs = []
     for words in read_configs(spec["list"]):
@@ -65,8 +70,9 @@ def pending_runs(stage, runs_dir):
             run_dir = runs_dir / stage / f"{slug(words)}_seed{seed}"
             if not summary_path(run_dir, words).exists():
                 stage_flags = spec["extra"].get(words[0], [])
+                resume = ["--resume"] if (run_dir / f"{run_name(words)}.pt").exists() else []
                 runs.append(([sys.executable, words[0], *stage_flags, *words[1:], "--seed", str(seed),
-                              "--out-dir", str(run_dir)], run_dir))
+                              "--out-dir", str(run_dir), *resume], run_dir))
     return runs
 
 

@@ -17,13 +17,18 @@ import data
 import train_common as tc
 from models import build_model
 
+TRAINED = Path("runs/colorizer/colorizer.pt")
+SHIPPED = Path("outputs/colorizer.pt")
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
-    parser.add_argument("--checkpoint", default="outputs/colorizer.pt", help="trained Colorizer checkpoint")
+    parser.add_argument("--checkpoint", help=f"trained Colorizer checkpoint (default: {TRAINED}, what "
+                                             f"train_colorize.py writes by default, if it exists, else the "
+                                             f"shipped model {SHIPPED})")
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
-    parser.add_argument("--out-dir", default="outputs/colorized", help="where PNGs are written")
+    parser.add_argument("--out-dir", help="where PNGs are written (default: colorized/ beside the checkpoint)")
     parser.add_argument("--train", action="store_true", help="also evaluate the (un-augmented) training images")
     parser.add_argument("--baselines", action="store_true",
                         help="also print the reference points on the test split: a*=b*=0, the training images' "
@@ -36,7 +41,10 @@ def parse_args(argv=None):
                         help="--input: longest side the network sees (rounded to a multiple of 2^levels)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.checkpoint = Path(args.checkpoint or (TRAINED if TRAINED.is_file() else SHIPPED))
+    args.out_dir = Path(args.out_dir or args.checkpoint.parent / "colorized")
+    return args
 
 
 def load_colorizer(path, device):
@@ -131,7 +139,10 @@ def expand_inputs(paths):
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += data.list_images(path)
+            images = data.list_images(path)
+            if not images:
+                raise tc.UserError(f"--input {path}: no {'/'.join(data.IMAGE_SUFFIXES)} images in this folder")
+            files += images
         elif path.exists():
             files.append(path)
         else:
@@ -179,12 +190,12 @@ def colorize_file(model, path, out_dir, work_size):
     return out_path
 
 
-def colorize_inputs(model, args, out_dir):
-    """Colorize every --input image into <out-dir>/<stem>.png; bad ones are reported and skipped. Returns failures."""
+def colorize_inputs(model, files, out_dir, work_size):
+    """Colorize every file into <out_dir>/<stem>.png; bad ones are reported and skipped. Returns failures."""
     failures = 0
-    for path in expand_inputs(args.input):
+    for path in files:
         try:
-            print(f"{path} -> {colorize_file(model, path, out_dir, args.work_size)}")
+            print(f"{path} -> {colorize_file(model, path, out_dir, work_size)}")
         except data.DataError as err:
             message = str(err) if str(err).startswith(str(path)) else f"{path}: {err}"
             print(f"error: {message}", file=sys.stderr)
@@ -196,13 +207,14 @@ def main(argv=None):
     args = parse_args(argv)
     device = tc.pick_device(args.device)
     model, checkpoint = load_colorizer(args.checkpoint, device)
-    out_dir = out_folder(args.out_dir)
+    print(f"checkpoint {args.checkpoint}: {checkpoint['epoch']} epochs, seed {checkpoint['args']['seed']}")
     if args.input:
-        failures = colorize_inputs(model, args, out_dir)
+        files = expand_inputs(args.input)  # every path checked before anything is written
+        failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
         if failures:
             raise tc.UserError(f"{failures} input(s) could not be colorized")
     else:
-        evaluate_dataset(model, checkpoint, args, out_dir)
+        evaluate_dataset(model, checkpoint, args, out_folder(args.out_dir))
 
 
 if __name__ == "__main__":

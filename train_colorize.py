@@ -22,7 +22,7 @@ NAME = "colorizer"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
     # defaults: the configuration chosen on the validation split (report.md, appendix)
-    tc.add_common_args(parser, epochs=15, lr=1e-3, out_dir="outputs", lr_schedule="cosine", fresh_augment=True)
+    tc.add_common_args(parser, epochs=15, lr=1e-3, out_dir="runs/colorizer", lr_schedule="cosine", fresh_augment=True)
     parser.add_argument("--levels", type=tc.positive_int, default=5, help="down (and up) modules, N")
     parser.add_argument("--features", type=tc.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
                         help="feature maps per level, one per level or one for all")

@@ -12,9 +12,11 @@ import ctypes
 import json
 import math
 import os
+import pickletools
 import signal
 import sys
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -95,7 +97,9 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, augmentation, init and batch order")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
-    parser.add_argument("--out-dir", default=out_dir, help="checkpoint, log and plots go here")
+    parser.add_argument("--out-dir", default=out_dir,
+                        help="checkpoint, log and plots go here; a run already saved there is never overwritten "
+                             "(continue it with --resume). The shipped model in outputs/ is not written by default")
     parser.add_argument("--tanh", action="store_true", help="Tanh output, a*b* targets scaled to [-1, 1]")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the training forward pass")
@@ -229,6 +233,10 @@ def start_run(args, name, model_kind):
     checkpoint to resume (--resume), the stop flag, and the prepared data. Returns a SimpleNamespace."""
     device = init_distributed(args.device)
     out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out-dir {out_dir}: exists and is not a folder")
+    if not args.resume:
+        refuse_to_replace_run(out_dir, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / f"{name}.pt"
     resume_from = load_checkpoint(checkpoint_path, device, model_kind) if args.resume else None
@@ -237,6 +245,18 @@ def start_run(args, name, model_kind):
                            log_path=out_dir / f"{name}.csv", summary_path=out_dir / f"{name}_summary.json",
                            resume_from=resume_from, stop=stop,
                            prepared=prepare_data(args, device))
+
+
+def refuse_to_replace_run(out_dir, name):
+    """A new run must not overwrite the checkpoint, log or summary of a finished or interrupted run in `out_dir`
+    (a header-only log is not a run: the run that wrote it stopped before its first epoch ended)."""
+    log = out_dir / f"{name}.csv"
+    found = [path.name for path in (out_dir / f"{name}.pt", out_dir / f"{name}_summary.json") if path.exists()]
+    if log.exists() and len(log.read_text().splitlines()) > 1:
+        found.append(log.name)
+    if found:
+        raise UserError(f"--out-dir {out_dir} already holds a run ({', '.join(found)}): continue it with --resume, "
+                        f"or start a new one with another --out-dir (or delete {out_dir} first)")
 
 
 # ---------------------------------------------------------------- loop
@@ -424,6 +444,8 @@ def load_checkpoint(path, device, kind):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise UserError(f"{path}: {_what_instead(path)}")
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files; all mean "not usable"
@@ -434,6 +456,24 @@ def load_checkpoint(path, device, kind):
     if found != kind:
         raise UserError(f"{path}: not a {kind} checkpoint (found {found or 'no model kind'})")
     return checkpoint
+
+
+def _what_instead(path):
+    """What a file that is not a zip archive (so not written by torch.save) is, in the user's terms. A bare pickle
+    (protocol 2 or later, so it starts with PROTO) is some other program's file: its opcodes, read and not
+    executed, tell whether loading it would call code."""
+    with open(path, "rb") as f:
+        if f.read(1) == b"\x80":
+            f.seek(0)
+            try:
+                opcodes = {op.name for op, _arg, _pos in pickletools.genops(f)}
+            except Exception:  # genops raises ValueError, EOFError and others on garbage
+                opcodes = None
+            if opcodes is not None:
+                calls = opcodes & {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"}
+                return "not a PyTorch checkpoint file but a plain Python pickle" + \
+                    (" that would run code when loaded: refused" if calls else "")
+    return "not a readable PyTorch checkpoint (corrupt or truncated)"
 
 
 def make_optimizer(model, args):

@@ -16,7 +16,7 @@ NAME = "mean_chroma"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
-    tc.add_common_args(parser, epochs=30, lr=1e-3, out_dir="outputs")
+    tc.add_common_args(parser, epochs=30, lr=1e-3, out_dir="runs/mean_chroma")
     parser.add_argument("--features", type=tc.positive_int, nargs="+", default=[3],
                         help="feature maps of the six hidden layers: one number for all, or six")
     parser.add_argument("--batchnorm", action="store_true", help="BatchNorm in the hidden layers (beyond the spec)")

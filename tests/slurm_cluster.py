@@ -2,7 +2,12 @@
 
 Needs root and Debian's slurm-wlm and munge packages (.ci/run installs them). No systemd: every daemon runs in
 the foreground as a child of the test process and is stopped by `stop()`. The node has a fake GPU
-(gres gpu:a100:1 on /dev/null) so the project's sbatch scripts, which ask for --gpus=1, run unchanged.
+(typed gres gpu:l4:3 on /dev/null, /dev/zero and /dev/full) in a partition named like HiPerGator's hpg-turin, so the project's
+sbatch scripts, which ask for --partition=hpg-turin --gres=gpu:l4:N, are submitted unchanged. No partition is the
+default: a script that names none, or another, is refused here.
+
+Waits are bounded by progress, not by wall time: a wait fails only when nothing has changed (job state, restarts,
+the size of the files the caller watches) for `stall` seconds, so a slow or busy machine only makes it longer.
 """
 import os
 import shutil
@@ -35,8 +40,8 @@ SlurmctldPidFile={root}/slurmctld.pid
 SlurmdPidFile={root}/slurmd.pid
 SlurmctldLogFile={root}/slurmctld.log
 SlurmdLogFile={root}/slurmd.log
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=20000 Gres=gpu:a100:1 State=UNKNOWN
-PartitionName=gpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=20000 Gres=gpu:l4:3 State=UNKNOWN
+PartitionName=hpg-turin Nodes=localhost Default=NO MaxTime=INFINITE State=UP
 """
 
 
@@ -61,7 +66,8 @@ class Cluster:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "slurm.conf").write_text(SLURM_CONF.format(
             root=self.root, cpus=os.cpu_count(), ctld_port=16817, d_port=16818))
-        (self.root / "gres.conf").write_text("NodeName=localhost Name=gpu Type=a100 File=/dev/null\n")
+        (self.root / "gres.conf").write_text("".join(f"NodeName=localhost Name=gpu Type=l4 File={device}\n"
+                                                     for device in ("/dev/null", "/dev/zero", "/dev/full")))
         Path("/run/munge").mkdir(exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")
         self._spawn(["runuser", "-u", "munge", "--", "munged", "-F", "--force"])
@@ -99,21 +105,32 @@ class Cluster:
         out = self.run("scontrol", "-o", "show", "job", job_id).stdout
         return dict(field.split("=", 1) for field in out.split() if "=" in field)
 
-    def wait_until(self, job_id, condition, timeout=300):
-        """Poll the job's scontrol fields until condition(fields) holds; returns them."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_until(self, job_id, condition, watch=(), stall=120):
+        """Poll the job's scontrol fields until condition(fields) holds; returns them. Fails after `stall` seconds
+        in which neither the job's state and restart count nor the total size of the files in `watch` (e.g. its
+        log) changed."""
+        last_change, last_seen = time.monotonic(), None
+        while True:
             info = self.job(job_id)
             if condition(info):
                 return info
-            time.sleep(1)
-        info = self.job(job_id)
-        raise RuntimeError(f"job {job_id} still {info.get('JobState')} ({info.get('Reason')}) after {timeout} s")
+            seen = (info.get("JobState"), info.get("Restarts"), sum(_size(path) for path in watch))
+            if seen != last_seen:
+                last_change, last_seen = time.monotonic(), seen
+            elif time.monotonic() - last_change > stall:
+                raise RuntimeError(f"job {job_id} made no progress for {stall} s: still {info.get('JobState')} "
+                                   f"({info.get('Reason')}); logs in {self.root}")
+            time.sleep(0.5)
 
-    def wait(self, job_id, timeout=300):
+    def wait(self, job_id, watch=(), stall=120):
         """Wait until the job has ended; returns its final scontrol fields."""
         ended = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEMORY")
-        return self.wait_until(job_id, lambda info: info.get("JobState") in ended, timeout)
+        return self.wait_until(job_id, lambda info: info.get("JobState") in ended, watch, stall)
+
+    def daemon_logs(self, lines=30):
+        """The last lines of slurmctld's and slurmd's logs, for a failing test's message."""
+        return "".join(f"\n--- {name}\n" + "\n".join((self.root / name).read_text().splitlines()[-lines:])
+                       for name in ("slurmctld.log", "slurmd.log") if (self.root / name).exists())
 
     def stop(self):
         for process in reversed(self.processes):
@@ -123,3 +140,11 @@ class Cluster:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _size(path):
+    """Bytes in a file, or in all files of a folder (recursively); 0 if missing."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0

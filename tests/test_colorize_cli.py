@@ -1,10 +1,12 @@
 """train_colorize.py and test_colorize.py end to end: train, test, PNGs, interrupt/resume, any photo, bad input."""
 import csv
 import os
+import pickle
 import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +16,7 @@ import torch
 import data
 import test_colorize
 import train_common as tc
-from conftest import DATA_DIR, ROOT, run_script
+from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
 
 TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--features", 8]
 
@@ -68,12 +70,12 @@ def test_sigterm_mid_epoch_then_resume_finishes(tmp_path):
         if line.startswith("  epoch 1:"):
             process.send_signal(signal.SIGTERM)
             break
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=HANG_GUARD_S)
     assert process.returncode == 75  # "resumable", for SLURM scripts
     assert "stopped by SIGTERM in epoch 1" in stderr and "--resume" in stderr
     stopped = torch.load(tmp_path / "colorizer.pt", weights_only=True)
     assert stopped["epoch"] == 0 and stopped["partial"][0] > 0
-    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD_S)
     assert resumed.returncode == 0, resumed.stderr
     final = torch.load(tmp_path / "colorizer.pt", weights_only=True)
     assert final["epoch"] == 2 and [m["epoch"] for m in final["metrics"]] == [1, 2]
@@ -122,6 +124,12 @@ def test_input_errors_name_the_file_and_others_still_run(trained, tmp_path):
     missing = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--out-dir", tmp_path / "o2",
                          "--input", tmp_path / "nope.png")
     assert missing.returncode == 1 and "nope.png: no such file or folder" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--out-dir", tmp_path / "o3",
+                       "--input", tmp_path / "ok.png", tmp_path / "empty")
+    assert empty.returncode == 1 and empty.stderr == f"error: --input {tmp_path / 'empty'}: no .jpg/.jpeg/.png " \
+                                                     "images in this folder\n"
+    assert not (tmp_path / "o3").exists()  # refused before colorizing anything
     (tmp_path / "afile").write_text("x")
     blocked = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--out-dir", tmp_path / "afile",
                          "--input", tmp_path / "ok.png")
@@ -140,15 +148,31 @@ def test_bad_checkpoints_give_one_line_errors(trained, tmp_path):
     (tmp_path / "random.pt").write_bytes(os.urandom(1000))
     (tmp_path / "cut.pt").write_bytes((out / "colorizer.pt").read_bytes()[:5000])
     torch.save({"model_kind": "Colorizer", "x": _Exploit()}, tmp_path / "evil.pt")
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"model_kind": "Colorizer", "x": _Exploit()}))
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"model_kind": "Colorizer", "model": {"w": [1.0]}}))
     cases = {"mean_chroma.pt": "not a Colorizer checkpoint", "random.pt": "not a readable PyTorch checkpoint",
              "cut.pt": "not a readable PyTorch checkpoint", "missing.pt": "no such checkpoint",
-             "evil.pt": "refused"}
+             "evil.pt": "refused: it would load code",
+             "evil.pkl": "not a PyTorch checkpoint file but a plain Python pickle that would run code when loaded",
+             "plain.pkl": "not a PyTorch checkpoint file but a plain Python pickle\n"}
     for name, message in cases.items():
         result = run_script("test_colorize.py", "--checkpoint", tmp_path / name, "--out-dir", tmp_path / "o")
         assert result.returncode == 1, name
-        assert message in result.stderr and name in result.stderr
+        assert message in result.stderr + "\n" and name in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (ROOT / "pwned_marker").exists() and not (tmp_path / "pwned_marker").exists()
+
+
+def test_default_checkpoint_is_the_users_trained_model_if_any_and_pngs_go_beside_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shipped = test_colorize.parse_args([])
+    assert (shipped.checkpoint, shipped.out_dir) == (Path("outputs/colorizer.pt"), Path("outputs/colorized"))
+    (tmp_path / "runs" / "colorizer").mkdir(parents=True)
+    (tmp_path / "runs" / "colorizer" / "colorizer.pt").write_bytes(b"")
+    trained = test_colorize.parse_args([])
+    assert (trained.checkpoint, trained.out_dir) == (Path("runs/colorizer/colorizer.pt"),
+                                                     Path("runs/colorizer/colorized"))
+    assert test_colorize.parse_args(["--out-dir", "x"]).out_dir == Path("x")
 
 
 def test_work_shape_rounds_to_levels_and_caps_size():

@@ -65,3 +65,17 @@ def test_table_gives_mean_and_spread_over_seeds(tmp_path, monkeypatch, capsys):
     row = capsys.readouterr().out.splitlines()[-1]
     assert row == ("| `train_colorize.py --skips` | 3 | 12.00 ± 2.00 | 30.00 ± 0.00 | 21.0 ± 1.0 "
                    "(truth 31.0 ± 0.0) | 10.0 ± 0.0 |")
+
+
+def test_pending_runs_skip_finished_resume_interrupted_and_start_new(tmp_path, monkeypatch):
+    listing = tmp_path / "final.txt"
+    listing.write_text("train_colorize.py --skips\n")
+    monkeypatch.setitem(experiments.STAGES, "final", {"list": listing, "seeds": (0, 1, 2), "extra": {}})
+    runs = tmp_path / "runs" / "final"
+    for seed, name in ((0, "colorizer_summary.json"), (1, "colorizer.pt")):
+        (runs / f"colorize_skips_seed{seed}").mkdir(parents=True)
+        (runs / f"colorize_skips_seed{seed}" / name).write_text("")
+    pending = {run_dir.name: command[2:] for command, run_dir in experiments.pending_runs("final", tmp_path / "runs")}
+    assert pending == {
+        "colorize_skips_seed1": ["--skips", "--seed", "1", "--out-dir", str(runs / "colorize_skips_seed1"), "--resume"],
+        "colorize_skips_seed2": ["--skips", "--seed", "2", "--out-dir", str(runs / "colorize_skips_seed2")]}

@@ -7,12 +7,11 @@ import csv
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import DATA_DIR, ROOT
+from conftest import DATA_DIR, HANG_GUARD_S, ROOT
 from slurm_cluster import Cluster, missing_requirements
 
 TINY = "--limit 20 --epochs 1 --features 8"
@@ -32,9 +31,11 @@ def cluster(tmp_path_factory):
 
 
 def _submit(cluster, tmp_path, script, extra_args, *options, **env):
-    job_env = {"PYTHON": sys.executable, "DATA_DIR": str(DATA_DIR), "EXTRA_ARGS": extra_args, **env}
+    """sbatch one of the project's scripts as it is, with its own #SBATCH lines (CPU and memory made to fit the
+    test node); DEVICE=cpu, as the test node's GPUs are fake. Its log goes to tmp_path."""
+    job_env = {"PYTHON": sys.executable, "DATA_DIR": str(DATA_DIR), "EXTRA_ARGS": extra_args, "DEVICE": "cpu", **env}
     return cluster.submit(ROOT / "slurm" / script, f"--output={tmp_path}/%x-%j.out", *SMALL_JOB, *options,
-                          env=job_env, cwd=ROOT)
+                          env={k: v for k, v in job_env.items() if v is not None}, cwd=ROOT)
 
 
 def _log(tmp_path, name, job_id):
@@ -44,16 +45,37 @@ def _log(tmp_path, name, job_id):
 def test_train_mean_then_train_and_test_colorize_jobs(cluster, tmp_path):
     mean = _submit(cluster, tmp_path, "train_mean.sbatch", TINY, OUT_DIR=str(tmp_path / "mean"))
     colorize = _submit(cluster, tmp_path, "train_colorize.sbatch", TINY, OUT_DIR=str(tmp_path / "col"))
-    for job_id in (mean, colorize):
-        assert cluster.wait(job_id)["JobState"] == "COMPLETED", _log(tmp_path, "train_mean", mean)
+    for job_id, name in ((mean, "train_mean"), (colorize, "train_colorize")):
+        assert cluster.wait(job_id, watch=[tmp_path])["JobState"] == "COMPLETED", _log(tmp_path, name, job_id)
     assert (tmp_path / "mean" / "mean_chroma.pt").is_file()
     log = _log(tmp_path, "train_colorize", colorize)
-    assert "+ " + sys.executable + " train_colorize.py" in log and "final test MSE" in log
+    assert f"+ {sys.executable} train_colorize.py" in log and "--device cpu" in log and "final test MSE" in log
     test = _submit(cluster, tmp_path, "test_colorize.sbatch", "--pngs 2", OUT_DIR=str(tmp_path / "png"),
                    CHECKPOINT=str(tmp_path / "col" / "colorizer.pt"))
-    assert cluster.wait(test)["JobState"] == "COMPLETED", _log(tmp_path, "test_colorize", test)
+    assert cluster.wait(test, watch=[tmp_path])["JobState"] == "COMPLETED", _log(tmp_path, "test_colorize", test)
     assert "test: 2 images, MSE" in _log(tmp_path, "test_colorize", test)
     assert (tmp_path / "png" / "test_grid.png").is_file()
+
+
+def test_a_job_stops_at_once_naming_what_to_set_without_torch_or_gpu(cluster, tmp_path):
+    no_torch = tmp_path / "blocked"  # a python that lacks torch: a `torch` package that fails to import
+    (no_torch / "torch").mkdir(parents=True)
+    (no_torch / "torch" / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\")\n")
+    python = tmp_path / "python-without-torch"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={no_torch} exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    settings = {"no torch": {"PYTHON": str(python)}, "no GPU": {"DEVICE": None}}  # DEVICE: the script's default
+    jobs = {case: _submit(cluster, tmp_path, "train_colorize.sbatch", TINY, OUT_DIR=str(tmp_path / case), **env)
+            for case, env in settings.items()}
+    logs = {}
+    for case, job in jobs.items():
+        assert cluster.wait(job, watch=[tmp_path])["JobState"] == "FAILED"
+        logs[case] = _log(tmp_path, "train_colorize", job)
+        assert "+ " not in logs[case] and not (tmp_path / case).exists()  # stopped before the real work
+    errors = [line for line in logs["no torch"].splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"PYTHON={python} cannot import torch" in errors[0]
+    assert "set MODULES" in errors[0] and "PYTHON to a python that has torch" in errors[0]
+    assert "torch sees no CUDA GPU" in logs["no GPU"] and "DEVICE=cpu" in logs["no GPU"]
 
 
 def test_experiment_array_runs_each_configuration(cluster, tmp_path):
@@ -64,7 +86,7 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
                   OUT_DIR=str(tmp_path / "exp"), EXPERIMENTS=str(configs), SEEDS="0",
                   STAGE_ARGS="--val-fraction 0.2")
     for task in (0, 1, 2):
-        assert cluster.wait(f"{job}_{task}")["JobState"] == "COMPLETED"
+        assert cluster.wait(f"{job}_{task}", watch=[tmp_path])["JobState"] == "COMPLETED"
     runs = [torch.load(tmp_path / "exp" / f"{task}-seed0" / name, weights_only=True)
             for task, name in ((0, "colorizer.pt"), (1, "colorizer.pt"), (2, "mean_chroma.pt"))]
     assert [(r["model_args"]["levels"], r["model_args"]["skips"]) for r in runs[:2]] == [(3, False), (4, True)]
@@ -72,36 +94,51 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     assert all(r["args"]["val_fraction"] == 0.2 and r["args"]["epochs"] == 1 for r in runs)
 
 
-def test_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_path):
-    out = tmp_path / "col"
-    job = _submit(cluster, tmp_path, "train_colorize.sbatch", "--limit 100 --features 8 --epochs 80",
-                  OUT_DIR=str(out))
-    # send what --signal=B:USR1@120 sends before a time limit, once training is under way (SLURM's own timing
-    # is up to a minute off on a busy machine, too coarse for a short test)
-    deadline = time.monotonic() + 120
-    while not (out / "colorizer.csv").exists() or len((out / "colorizer.csv").read_text().splitlines()) < 3:
-        assert time.monotonic() < deadline, _log(tmp_path, "train_colorize", job)
-        time.sleep(0.5)
-    cluster.run("scancel", "--batch", "--signal=USR1", job)
-    cluster.wait_until(job, lambda info: int(info.get("Restarts", 0)) >= 1, timeout=180)
-    interrupted = torch.load(out / "colorizer.pt", weights_only=True)
-    assert 0 < interrupted["epoch"] < 80
-    # SLURM holds a requeued job for about two minutes before it may start again: start it now
-    cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
-    info = cluster.wait(job, timeout=300)
-    log = _log(tmp_path, "train_colorize", job)
+def test_multigpu_script_starts_one_process_per_allocated_gpu(cluster, tmp_path):
+    job = _submit(cluster, tmp_path, "train_colorize_multigpu.sbatch", TINY + " --limit 40",
+                  OUT_DIR=str(tmp_path / "ddp"), OMP_NUM_THREADS="1")
+    info = cluster.wait(job, watch=[tmp_path])
+    log = _log(tmp_path, "train_colorize_multigpu", job)
     assert info["JobState"] == "COMPLETED", log
+    assert "gres/gpu:l4=2" in info.get("AllocTRES", "") or "gpu:l4:2" in info.get("TresPerNode", "")
+    assert "--nproc_per_node=2" in log and "2 process(es)" in log and log.count("final test MSE") == 1
+
+
+def _epochs_logged(out):
+    log = out / "colorizer.csv"
+    return len(log.read_text().splitlines()) - 1 if log.exists() else 0
+
+
+def test_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_path):
+    out, epochs = tmp_path / "col", 6
+    job = _submit(cluster, tmp_path, "train_colorize.sbatch", f"--limit 40 --features 8 --epochs {epochs}",
+                  OUT_DIR=str(out))
+    running = cluster.wait_until(job, lambda info: _epochs_logged(out) >= 1 or info["JobState"] != "RUNNING"
+                                 and info["JobState"] != "PENDING", watch=[tmp_path])
+    assert running["JobState"] == "RUNNING", _log(tmp_path, "train_colorize", job)
+    # send what --signal=B:USR1@120 sends before a time limit, once the first epoch is logged (SLURM's own timing
+    # is up to a minute off on a busy machine, too coarse for a short test)
+    cluster.run("scancel", "--batch", "--signal=USR1", job)
+    requeued = cluster.wait_until(job, lambda info: int(info.get("Restarts", 0)) >= 1
+                                  and info["JobState"] in ("PENDING", "RUNNING", "COMPLETED"), watch=[tmp_path])
+    interrupted = torch.load(out / "colorizer.pt", weights_only=True)
+    assert 0 < interrupted["epoch"] < epochs
+    if requeued["JobState"] == "PENDING":  # SLURM holds a requeued job about two minutes: start it now
+        cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+    info = cluster.wait(job, watch=[tmp_path])
+    log = _log(tmp_path, "train_colorize", job)
+    assert info["JobState"] == "COMPLETED", log + cluster.daemon_logs()
     assert "stopped by SIGUSR1" in log and "requeueing job" in log and "--resume" in log
-    assert torch.load(out / "colorizer.pt", weights_only=True)["epoch"] == 80
-    epochs = [int(row["epoch"]) for row in csv.DictReader(open(out / "colorizer.csv"))]
-    assert epochs == list(range(1, 81))  # each epoch logged once: at most the current one was lost
+    assert torch.load(out / "colorizer.pt", weights_only=True)["epoch"] == epochs
+    logged = [int(row["epoch"]) for row in csv.DictReader(open(out / "colorizer.csv"))]
+    assert logged == list(range(1, epochs + 1))  # each epoch logged once: at most the current one was lost
 
 
 def test_torchrun_two_processes_gloo(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                str(ROOT / "train_colorize.py"), "--data-dir", str(DATA_DIR), *TINY.split(), "--limit", "40",
                "--out-dir", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    result = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD_S, cwd=ROOT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     assert "2 process(es)" in result.stdout and result.stdout.count("final test MSE") == 1

@@ -77,12 +77,28 @@ def test_features_one_width_or_six():
     assert train_mean.parse_args(["--features", "1", "2", "3", "4", "5", "6"]).features == [1, 2, 3, 4, 5, 6]
 
 
-def test_diverging_run_stops_with_message_and_keeps_checkpoint(tmp_path):
-    good = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--out-dir", tmp_path)
-    assert good.returncode == 0
-    before = (tmp_path / "mean_chroma.pt").read_bytes()
+def test_diverging_run_stops_with_message_and_writes_no_checkpoint(tmp_path):
     bad = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--lr", "1e30",
                      "--features", "16", "--out-dir", tmp_path)
     assert bad.returncode == 1
     assert re.search(r"error: training diverged: non-finite loss at epoch 1, step \d+", bad.stderr)
-    assert (tmp_path / "mean_chroma.pt").read_bytes() == before
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "mean_chroma.pt").exists() and not list(tmp_path.glob(".*tmp*"))
+    # its log holds only a header (no epoch ended): not a run to protect, so the folder can be used again
+    again = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--out-dir", tmp_path)
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_second_run_never_replaces_a_saved_one(mean_run):
+    out, _ = mean_run
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    again = run_script("train_mean.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 1, "--out-dir", out)
+    assert again.returncode == 1
+    assert re.fullmatch(rf"error: --out-dir {re.escape(str(out))} already holds a run \(mean_chroma.pt, "
+                        r"mean_chroma_summary.json, mean_chroma.csv\): continue it with --resume, or start a new one "
+                        r"with another --out-dir .*\n", again.stderr)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_training_writes_nothing_into_the_shipped_outputs_by_default():
+    assert train_mean.parse_args([]).out_dir == "runs/mean_chroma"
