@@ -31,13 +31,20 @@ class AugmentParams:
         """The params of a slice of the copies."""
         return AugmentParams(self.flip[part], self.side[part], self.center[part], self.scale[part])
 
+    def to(self, device):
+        return AugmentParams(self.flip.to(device), self.side.to(device), self.center.to(device), self.scale.to(device))
+
 
 def _uniform(n, low, high, generator):
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
 def sample_params(n_images, factor=FACTOR, seed=0, keep_original=True):
-    """Draw the augmentation of `factor` copies of each of `n_images` images, reproducibly from `seed`."""
+    """Draw the augmentation of `factor` copies of each of `n_images` images, reproducibly from `seed`.
+
+    Drawn on the CPU from a seeded generator whatever device the images are on (move them with .to(device)),
+    so one seed gives the same augmentation on a CPU and on a GPU.
+    """
     generator = torch.Generator().manual_seed(seed)
     n = n_images * factor
     flip = torch.rand(n, generator=generator) < 0.5
@@ -58,25 +65,26 @@ def _sampling_grid(params, height, width):
 
     Built directly rather than with affine_grid, whose general 2x3 matrix product was half the augmentation time.
     """
-    n = len(params.scale)
-    x_centres = (torch.arange(width) * 2 + 1) / width - 1  # align_corners=False convention
-    y_centres = (torch.arange(height) * 2 + 1) / height - 1
+    n, device = len(params.scale), params.scale.device
+    x_centres = (torch.arange(width, device=device) * 2 + 1) / width - 1  # align_corners=False convention
+    y_centres = (torch.arange(height, device=device) * 2 + 1) / height - 1
     x_scale = torch.where(params.flip, -params.side, params.side)
-    grid = torch.empty(n, height, width, 2)
+    grid = torch.empty(n, height, width, 2, device=device)
     grid[..., 0] = x_scale.view(n, 1, 1) * x_centres.view(1, 1, width) + params.center[:, 0].view(n, 1, 1)
     grid[..., 1] = params.side.view(n, 1, 1) * y_centres.view(1, height, 1) + params.center[:, 1].view(n, 1, 1)
     return grid
 
 
 def apply_params(rgb, params):
-    """Apply `params` to rgb (N x 3 x H x W in [0, 1]); returns len(params.scale) images of the same size.
+    """Apply `params` (on rgb's device) to rgb (N x 3 x H x W in [0, 1]); returns len(params.scale) images of the
+    same size, on the same device.
 
     Each source image's copies are sampled in one grid_sample call as if stacked vertically (grid of
     factor*H rows), which avoids gathering factor copies of every source image first.
     """
     n_src, (channels, height, width) = len(rgb), rgb.shape[1:]
     factor = len(params.scale) // n_src
-    out = torch.empty((n_src * factor, channels, height, width), dtype=rgb.dtype)
+    out = rgb.new_empty((n_src * factor, channels, height, width))
     step = max(1, _CHUNK // factor)
     for start in range(0, n_src, step):
         sources = rgb[start:start + step]
@@ -91,4 +99,4 @@ def apply_params(rgb, params):
 
 def augment(rgb, factor=FACTOR, seed=0, keep_original=True):
     """`factor` augmented copies of every image of rgb (N x 3 x H x W, [0, 1]): a (N * factor) x 3 x H x W tensor."""
-    return apply_params(rgb, sample_params(len(rgb), factor, seed, keep_original))
+    return apply_params(rgb, sample_params(len(rgb), factor, seed, keep_original).to(rgb.device))

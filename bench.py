@@ -1,14 +1,22 @@
 """Speed benchmark: prints one table of every stage's speed (median of repeats), with machine and versions.
 
-Owner of measuring only; it calls the same functions the scripts run. Stages:
-- prepare: load the 750 faces, split, x10 augment, convert to L*a*b* (train_common.prepare_data);
+Owner of measuring only; it calls the same functions the scripts run, on the device --device picks. Stages:
+- prepare: load the 750 faces, split, x10 augment, convert to L*a*b* on the device (prepare.prepare_data);
 - bare loop: forward + backward + Adam step of the default Colorizer on one in-memory batch, nothing else;
-- train loop: train_common.train_epoch, the loop train_colorize.py runs (batch indexing, loss check, progress);
+- train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping);
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded);
 - peak memory: maximum RSS of a one-epoch `train_colorize.py` run (default settings) in a child process;
-- with --variants: the bare loop under bf16 autocast and under torch.compile (with its compile time).
+- with --variants: the bare loop under bf16 autocast, torch.compile (and its CUDA-graph mode on CUDA), the
+  contiguous memory format and batch 32;
+- with --full-run MODE...: the whole default training run (15 epochs of 6750 images, batch 10, evaluation after
+  each epoch) in a child process per mode, side by side: seconds, images/s, test MSE, peak GPU memory.
+On CUDA every timing waits for the device before reading the clock. Progress lines of the runs measured go
+nowhere, so the table stays readable.
 """
 import argparse
+import contextlib
+import io
+import json
 import os
 import platform
 import resource
@@ -23,40 +31,56 @@ import cv2
 import torch
 
 import data
+import prepare
+import runtime
 import test_colorize
 import train_colorize
-import train_common as tc
+import train_flags
+import training_loop
 from models import Colorizer
 
+HERE = Path(__file__).resolve().parent
+FULL_RUN_MODES = {"eager": [], "bf16": ["--bf16"], "compile": ["--compile"],
+                  "graphs": ["--compile", "--compile-mode", "reduce-overhead"],
+                  "graphs+bf16": ["--compile", "--compile-mode", "reduce-overhead", "--bf16"]}
 
-def timed(fn, repeats):
-    """Median seconds of `repeats` calls of fn (after one warm-up call)."""
+
+def wait_for(device):
+    """Block until the device has finished its queued work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, repeats, device=torch.device("cpu")):
+    """Median seconds of `repeats` calls of fn (after one warm-up call), each until the device is done."""
     fn()
+    wait_for(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        wait_for(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def bench_prepare(repeats):
+def bench_prepare(repeats, device):
     args = train_colorize.parse_args([])
-    return timed(lambda: tc.prepare_data(args, torch.device("cpu")), repeats)
+    return timed(lambda: prepare.prepare_data(args, device), repeats, device)
 
 
 def default_colorizer(memory_format=torch.channels_last):
-    """The Colorizer train_colorize.py builds with no flags, in the memory format train_common.fit uses."""
+    """The Colorizer train_colorize.py builds with no flags, in the memory format training_loop.fit uses."""
     args = train_colorize.parse_args([])
     model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips)
     return model.to(memory_format=memory_format)
 
 
-def bench_loops(prepared, steps, batch_size, repeats):
-    """(bare img/s, train-loop img/s) for the default Colorizer on the same data and batch size."""
+def bench_loops(prepared, steps, batch_size, repeats, device):
+    """(bare img/s, train-loop img/s) for the default Colorizer on the same data, batch size and optimiser."""
     torch.manual_seed(0)
-    model = default_colorizer()
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    model = default_colorizer().to(device)
+    optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
 
     def bare():
@@ -68,34 +92,40 @@ def bench_loops(prepared, steps, batch_size, repeats):
 
     images = steps * batch_size
     subset = (prepared["train_l"][:images], prepared["train_ab"][:images])
-    stop = tc.StopFlag()
-    real = lambda: tc.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop)  # noqa: E731
+    stop = runtime.StopFlag()
+
+    def real():
+        with contextlib.redirect_stderr(io.StringIO()):  # its progress lines
+            training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop)
+
     # interleave the two, so a slow phase of a shared machine hits both alike
     bare_times, real_times = [], []
-    bare(), real()
     for _ in range(repeats):
-        bare_times.append(timed(bare, 1))
-        real_times.append(timed(real, 1))
+        bare_times.append(timed(bare, 1, device))
+        real_times.append(timed(real, 1, device))
     return images / statistics.median(bare_times), images / statistics.median(real_times)
 
 
-def bench_variants(steps, batch_size, repeats):
+def bench_variants(steps, batch_size, repeats, device):
     """Bare-loop rows for the alternatives to the defaults: bf16 autocast, torch.compile (its first step is the
-    compile time), contiguous instead of channels_last memory format, and batch 32 instead of 10."""
-    variants = {"bf16 autocast": {"bf16": True}, "torch.compile": {"compile": True},
+    compile time; on CUDA also its CUDA-graph mode), contiguous instead of channels_last memory format, and batch
+    32 instead of 10."""
+    variants = {"bf16 autocast": {"bf16": True}, "torch.compile": {"compile": "default"},
                 "contiguous memory format": {"memory_format": torch.contiguous_format}, "batch 32": {"batch": 32}}
+    if device.type == "cuda":
+        variants["torch.compile reduce-overhead (CUDA graphs)"] = {"compile": "reduce-overhead"}
     rows = []
     for name, options in variants.items():
         batch = options.get("batch", batch_size)
-        x, y = torch.rand(batch, 1, 128, 128), torch.rand(batch, 2, 128, 128)
+        x, y = torch.rand(batch, 1, 128, 128, device=device), torch.rand(batch, 2, 128, 128, device=device)
         torch.manual_seed(0)
-        model = default_colorizer(options.get("memory_format", torch.channels_last))
-        optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-        run = torch.compile(model) if options.get("compile") else model
+        model = default_colorizer(options.get("memory_format", torch.channels_last)).to(device)
+        optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
+        run = torch.compile(model, mode=options["compile"]) if "compile" in options else model
 
         def loop(count):
             for _ in range(count):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=options.get("bf16", False)):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.get("bf16", False)):
                     out = run(x)
                 loss = torch.nn.functional.mse_loss(out.float(), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -103,55 +133,89 @@ def bench_variants(steps, batch_size, repeats):
                 optimizer.step()
 
         start = time.perf_counter()
-        loop(1)
+        loop(3)  # CUDA graphs are recorded on the first steps
+        wait_for(device)
         first = time.perf_counter() - start
         count = max(1, steps * batch_size // batch)  # about the same number of images for every variant
-        rate = count * batch / timed(lambda: loop(count), repeats)
-        rows.append((f"bare loop, {name} (first step {first:.1f} s)", f"{rate:.0f} img/s"))
+        rate = count * batch / timed(lambda: loop(count), repeats, device)
+        rows.append((f"bare loop, {name} (first 3 steps {first:.1f} s)", f"{rate:.0f} img/s"))
     return rows
 
 
-def bench_photo(repeats):
-    model, _ = test_colorize.load_colorizer("outputs/colorizer.pt", torch.device("cpu"))
+def bench_photo(repeats, device):
+    model, _ = test_colorize.load_colorizer(HERE / "outputs" / "colorizer.pt", device)
     face = cv2.imread(str(data.list_images(data.resolve_data_dir())[44]))
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo_4000x3000.jpg"
         cv2.imwrite(str(photo), cv2.resize(face, (4000, 3000), interpolation=cv2.INTER_CUBIC))
-        return timed(lambda: test_colorize.colorize_file(model, photo, Path(tmp), 256), repeats)
+        return timed(lambda: test_colorize.colorize_file(model, photo, Path(tmp), 256), repeats, device)
 
 
-def peak_training_rss_mb():
+def peak_training_rss_mb(device):
     """Max RSS (MB) of a default-settings train_colorize.py run of one epoch, in a child process."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "train_colorize.py", "--epochs", "1", "--out-dir", tmp], check=True,
-                       capture_output=True, cwd=Path(__file__).resolve().parent)
+        subprocess.run([sys.executable, "train_colorize.py", "--epochs", "1", "--device", device.type,
+                        "--out-dir", tmp], check=True, capture_output=True, cwd=HERE)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def full_run(mode, device):
+    """The whole default training run with `mode`'s flags, in a child process whose output is kept out of the
+    table: (row name, figures) from its summary."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "train_colorize.py", "--device", device.type, "--out-dir", tmp,
+                   *FULL_RUN_MODES[mode]]
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=HERE)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            return (f"whole default run, {mode}", f"failed: {done.stderr.strip().splitlines()[-1:]}")
+        summary = json.loads((Path(tmp) / "colorizer_summary.json").read_text())
+    trained = summary["epochs"] * summary["train_images"]
+    memory = f", peak GPU memory {summary['peak_gpu_mb']:.0f} MB" if summary["peak_gpu_mb"] is not None else ""
+    return (f"whole default run, {mode} (15 epochs + eval; process {wall:.0f} s)",
+            f"{summary['train_seconds']:.1f} s, {trained / summary['train_seconds']:.0f} img/s, "
+            f"test MSE {summary['figures']['mse']:.2f}{memory}")
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
-    parser.add_argument("--repeats", type=tc.positive_int, default=5, help="timings per stage (the median is printed)")
-    parser.add_argument("--steps", type=tc.positive_int, default=30, help="training steps per loop timing")
-    parser.add_argument("--no-memory", action="store_true", help="skip the one-epoch peak-memory run (~40 s)")
-    parser.add_argument("--variants", action="store_true", help="also time bf16 autocast and torch.compile")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available, else CPU")
+    parser.add_argument("--repeats", type=train_flags.positive_int, default=5,
+                        help="timings per stage (the median is printed)")
+    parser.add_argument("--steps", type=train_flags.positive_int, default=30, help="training steps per loop timing")
+    parser.add_argument("--no-memory", action="store_true", help="skip the one-epoch peak-memory run (~40 s on a CPU)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also time bf16 autocast, torch.compile, the contiguous format and batch 32")
+    parser.add_argument("--full-run", nargs="+", choices=tuple(FULL_RUN_MODES), default=[], metavar="MODE",
+                        help=f"also time the whole default training run in each MODE ({', '.join(FULL_RUN_MODES)}); "
+                             "about 15 minutes per mode on a 2-core CPU")
     args = parser.parse_args()
-    tc.keep_freed_memory()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    runtime.keep_freed_memory()
+    try:
+        device = runtime.pick_device(args.device)
+    except runtime.UserError as err:
+        parser.error(str(err))
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{gpu}, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, Python {platform.python_version()}")
-    rows = [("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats):.2f} s")]
-    prepared = tc.prepare_data(train_colorize.parse_args([]), torch.device("cpu"))
-    bare, real = bench_loops(prepared, args.steps, 10, args.repeats)
+    rows = [("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s")]
+    prepared = prepare.prepare_data(train_colorize.parse_args([]), device)
+    bare, real = bench_loops(prepared, args.steps, 10, args.repeats, device)
     rows += [("bare loop: fwd + bwd + Adam, default Colorizer, batch 10", f"{bare:.0f} img/s"),
-             ("train_colorize loop (train_common.train_epoch), batch 10", f"{real:.0f} img/s"),
+             ("train_colorize loop (training_loop.train_epoch), batch 10", f"{real:.0f} img/s"),
              ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
     del prepared
     if args.variants:
-        rows += bench_variants(args.steps, 10, args.repeats)
-    rows.append(("colorize a 4000x3000 photo (--input; model load excluded)", f"{bench_photo(args.repeats):.2f} s"))
+        rows += bench_variants(args.steps, 10, args.repeats, device)
+    rows.append(("colorize a 4000x3000 photo (--input; model load excluded)",
+                 f"{bench_photo(args.repeats, device):.2f} s"))
     if not args.no_memory:
-        rows.append(("peak RSS, default train_colorize.py run (1 epoch)", f"{peak_training_rss_mb():.0f} MB"))
+        rows.append(("peak RSS, default train_colorize.py run (1 epoch)", f"{peak_training_rss_mb(device):.0f} MB"))
+    rows += [full_run(mode, device) for mode in args.full_run]
     width = max(len(name) for name, _ in rows)
-    print(f"{'stage':<{width}}  median of {args.repeats}")
+    print(f"{'stage':<{width}}  median of {args.repeats} on {device}")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
 

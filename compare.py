@@ -16,16 +16,19 @@ import torch
 
 import data
 import test_colorize
-import train_common as tc
+import runtime
+import train_flags
+import training_loop
 
 HEADER = 24  # pixels
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     parser.add_argument("checkpoints", nargs="+", help="Colorizer checkpoints, one column each")
     parser.add_argument("--labels", nargs="+", help="column titles (default: the checkpoint folder names)")
-    parser.add_argument("--faces", type=tc.positive_int, default=8, help="test faces (rows), from the split's start")
+    parser.add_argument("--faces", type=train_flags.positive_int, default=8,
+                        help="test faces (rows), from the split's start")
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
     parser.add_argument("--out", default="outputs/comparison.png", help="PNG to write")
@@ -47,19 +50,19 @@ def header(labels, width):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = tc.pick_device("auto")
+    device = runtime.pick_device("auto")
     models = [test_colorize.load_colorizer(path, device) for path in args.checkpoints]
     test_names = models[0][1]["test_names"][:args.faces]
     for path, (_, checkpoint) in zip(args.checkpoints, models):
         if checkpoint["test_names"][:args.faces] != test_names:
-            raise tc.UserError(f"{path}: its test split differs from {args.checkpoints[0]}'s (another --seed?)")
+            raise runtime.UserError(f"{path}: its test split differs from {args.checkpoints[0]}'s (another --seed?)")
     rgb, names = data.load_faces(args.data_dir)
     rgb = rgb[data.select_by_name(names, test_names)]
     l_norm, _ = data.to_network(rgb)
     l_raw = l_norm * data.L_SCALE
     columns = [data.merge_lab(l_raw, torch.zeros_like(l_raw).expand(-1, 2, -1, -1))]
     for model, _ in models:
-        ab_norm = tc.predict(model, l_norm.to(device), len(l_norm)).float().cpu()
+        ab_norm = training_loop.predict(model, l_norm.to(device), len(l_norm)).float().cpu()
         columns.append(data.merge_lab(l_raw, data.denormalize_ab(ab_norm)))
     columns.append(rgb)
     rows = torch.cat(columns, dim=3)  # N x 3 x H x (columns * W)
@@ -72,4 +75,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    tc.run_main(main)
+    runtime.run_main(main)

@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 
 import data
-import train_common as tc
+import checkpoints
+import runtime
+import train_flags
+import training_loop
 from models import build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
@@ -22,7 +25,7 @@ SHIPPED = Path("outputs/colorizer.pt")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     parser.add_argument("--checkpoint", help=f"trained Colorizer checkpoint (default: {TRAINED}, what "
                                              f"train_colorize.py writes by default, if it exists, else the "
                                              f"shipped model {SHIPPED})")
@@ -33,11 +36,11 @@ def parse_args(argv=None):
     parser.add_argument("--baselines", action="store_true",
                         help="also print the reference points on the test split: a*=b*=0, the training images' "
                              "mean color, each test image's own mean color")
-    parser.add_argument("--pngs", type=tc.nonnegative_int, default=12,
+    parser.add_argument("--pngs", type=train_flags.nonnegative_int, default=12,
                         help="images per split saved as [input | prediction | truth] PNGs and in the grid")
-    parser.add_argument("--batch-size", type=tc.positive_int, default=50, help="images per evaluation batch")
+    parser.add_argument("--batch-size", type=train_flags.positive_int, default=50, help="images per evaluation batch")
     parser.add_argument("--input", nargs="+", metavar="PATH", help="colorize these images or folders instead")
-    parser.add_argument("--work-size", type=tc.positive_int, default=256,
+    parser.add_argument("--work-size", type=train_flags.positive_int, default=256,
                         help="--input: longest side the network sees (rounded to a multiple of 2^levels)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
@@ -48,7 +51,7 @@ def parse_args(argv=None):
 
 
 def load_colorizer(path, device):
-    checkpoint = tc.load_checkpoint(path, device, "Colorizer")
+    checkpoint = checkpoints.load_checkpoint(path, device, "Colorizer")
     model = build_model(checkpoint["model_kind"], checkpoint["model_args"]).to(device)
     model.load_state_dict(checkpoint["model"])
     model.eval()
@@ -58,7 +61,7 @@ def load_colorizer(path, device):
 def out_folder(path):
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise tc.UserError(f"--out-dir {path}: exists and is not a folder")
+        raise runtime.UserError(f"--out-dir {path}: exists and is not a folder")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -68,7 +71,7 @@ def write_png(path, rgb):
     bgr = cv2.cvtColor(rgb.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     if not cv2.imwrite(str(tmp), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise tc.UserError(f"{path}: cannot write")
+        raise runtime.UserError(f"{path}: cannot write")
     os.replace(tmp, path)
 
 
@@ -94,7 +97,7 @@ def grid(images, columns=3):
 def evaluate_split(model, split, rgb, names, args, out_dir):
     l_norm, ab_norm = data.to_network(rgb)
     device = next(model.parameters()).device
-    ab_pred = tc.predict(model, l_norm.to(device), args.batch_size).cpu()
+    ab_pred = training_loop.predict(model, l_norm.to(device), args.batch_size).cpu()
     figures = data.mean_scores(l_norm, ab_pred, ab_norm)
     print(f"{split}: {len(rgb)} images, MSE a* {figures['mse_a']:.2f}  b* {figures['mse_b']:.2f}  "
           f"mean {figures['mse']:.2f} "
@@ -141,12 +144,12 @@ def expand_inputs(paths):
         if path.is_dir():
             images = data.list_images(path)
             if not images:
-                raise tc.UserError(f"--input {path}: no {'/'.join(data.IMAGE_SUFFIXES)} images in this folder")
+                raise runtime.UserError(f"--input {path}: no {'/'.join(data.IMAGE_SUFFIXES)} images in this folder")
             files += images
         elif path.exists():
             files.append(path)
         else:
-            raise tc.UserError(f"--input {path}: no such file or folder")
+            raise runtime.UserError(f"--input {path}: no such file or folder")
     return files
 
 
@@ -205,17 +208,17 @@ def colorize_inputs(model, files, out_dir, work_size):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = tc.pick_device(args.device)
+    device = runtime.pick_device(args.device)
     model, checkpoint = load_colorizer(args.checkpoint, device)
     print(f"checkpoint {args.checkpoint}: {checkpoint['epoch']} epochs, seed {checkpoint['args']['seed']}")
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
         failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
         if failures:
-            raise tc.UserError(f"{failures} input(s) could not be colorized")
+            raise runtime.UserError(f"{failures} input(s) could not be colorized")
     else:
         evaluate_dataset(model, checkpoint, args, out_folder(args.out_dir))
 
 
 if __name__ == "__main__":
-    tc.run_main(main)
+    runtime.run_main(main)

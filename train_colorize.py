@@ -1,8 +1,9 @@
 """Train the Colorizer: L* in, a*b* out, on the x10-augmented 90% of the faces, tested on the untouched 10%.
 
-Owner of this script's CLI, the model flags and the loss-curve plot; the loop, data preparation, logging,
-checkpoints and the summary come from train_common. Errors are MSE over a* and b* in raw Lab units^2; the run ends
-with the held-out MSE, RGB PSNR and colorfulness. --classify trains Zhang et al.'s classification variant.
+Owner of this script's CLI, the model flags and the loss-curve plot; the loop (training_loop), data preparation
+(prepare), logging and the summary (run_log) and checkpoints (checkpoints) are shared. Errors are MSE over a* and
+b* in raw Lab units^2; the run ends with the held-out MSE, RGB PSNR and colorfulness. --classify trains Zhang et
+al.'s classification variant.
 """
 import argparse
 
@@ -10,7 +11,10 @@ import matplotlib
 import torch
 
 import data
-import train_common as tc
+import run_log
+import runtime
+import train_flags
+import training_loop
 from models import UPSAMPLE_KINDS, Colorizer
 
 matplotlib.use("Agg")
@@ -20,11 +24,12 @@ NAME = "colorizer"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=tc.HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     # defaults: the configuration chosen on the validation split (report.md, appendix)
-    tc.add_common_args(parser, epochs=15, lr=1e-3, out_dir="runs/colorizer", lr_schedule="cosine", fresh_augment=True)
-    parser.add_argument("--levels", type=tc.positive_int, default=5, help="down (and up) modules, N")
-    parser.add_argument("--features", type=tc.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
+    train_flags.add_common_args(parser, epochs=15, lr=1e-3, out_dir="runs/colorizer", lr_schedule="cosine",
+                                fresh_augment=True)
+    parser.add_argument("--levels", type=train_flags.positive_int, default=5, help="down (and up) modules, N")
+    parser.add_argument("--features", type=train_flags.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
                         help="feature maps per level, one per level or one for all")
     parser.add_argument("--upsample", choices=UPSAMPLE_KINDS, default="transpose",
                         help="up modules: transposed convolution, or nearest upsampling + convolution")
@@ -32,8 +37,8 @@ def parse_args(argv=None):
                         help="U-Net skip connections (beyond the spec; --no-skips: the spec's plain network)")
     parser.add_argument("--classify", action="store_true",
                         help="predict a distribution over a*b* bins per pixel (cross-entropy; Zhang et al. 2016)")
-    parser.add_argument("--bin-size", type=tc.positive_int, default=10, help="--classify: a*b* bin width")
-    parser.add_argument("--temperature", type=tc.positive_float, default=0.38,
+    parser.add_argument("--bin-size", type=train_flags.positive_int, default=10, help="--classify: a*b* bin width")
+    parser.add_argument("--temperature", type=train_flags.positive_float, default=0.38,
                         help="--classify: annealed-mean temperature (1: plain mean)")
     args = parser.parse_args(argv)
     if args.classify and args.tanh:
@@ -58,8 +63,8 @@ def plot_losses(metrics, split, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    run = tc.start_run(args, NAME, "Colorizer")
-    prepared, (rank, world) = run.prepared, tc.rank_and_world()
+    run = training_loop.start_run(args, NAME, "Colorizer")
+    prepared, (rank, world) = run.prepared, runtime.rank_and_world()
     split = prepared["eval_split"]
     bins = data.ab_bins(prepared["train_ab"], args.bin_size) if args.classify else None
     torch.manual_seed(args.seed)
@@ -67,13 +72,14 @@ def main(argv=None):
                       args.temperature).to(run.device)
     if rank == 0:
         print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
-              f"{len(prepared['eval_l'])} {split} images, device {run.device}, {world} process(es)")
+              f"{len(prepared['eval_l'])} {split} images, device {run.device}, {world} process(es), "
+              f"process group {runtime.process_group_name()}")
         print(f"Colorizer {summary_args(model.args)}: {sum(p.numel() for p in model.parameters()):,} parameters")
-    metrics = tc.fit(model, run, args)
+    metrics = training_loop.fit(model, run, args)
     if rank == 0:
         plot_losses(metrics, split, run.out_dir / f"{NAME}_loss.png")
-        figures = tc.held_out_scores(prepared, tc.predict(model, prepared["eval_l"], args.batch_size))
-        tc.write_summary(run, args, model, metrics, figures)
+        figures = run_log.held_out_scores(prepared, training_loop.predict(model, prepared["eval_l"], args.batch_size))
+        run_log.write_summary(run, args, model, metrics, figures)
         print(f"final {split} MSE {figures['mse']:.2f} (a* {figures['mse_a']:.2f}, b* {figures['mse_b']:.2f}), "
               f"PSNR {figures['psnr']:.2f} dB, colorfulness {figures['colorfulness']:.1f} "
               f"(originals {figures['colorfulness_true']:.1f}) after {metrics[-1]['epoch']} epochs; "
@@ -87,4 +93,4 @@ def summary_args(model_args):
 
 
 if __name__ == "__main__":
-    tc.run_main(main)
+    runtime.run_main(main)

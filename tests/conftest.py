@@ -1,4 +1,5 @@
 """Shared fixtures: the real dataset beside the project, and small image folders made on the fly."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT.parent / "shared" / "face_images"
+# FACECOLOR_DATA_DIR: where a machine keeps the faces elsewhere (e.g. the GPU machine of tools/gpu_check.sh)
+DATA_DIR = Path(os.environ.get("FACECOLOR_DATA_DIR", ROOT.parent / "shared" / "face_images"))
 sys.path.insert(0, str(ROOT))
 
 import data  # noqa: E402

@@ -1,10 +1,14 @@
 """A one-node SLURM cluster on localhost for the tests: munged, slurmctld and slurmd as plain processes.
 
 Needs root and Debian's slurm-wlm and munge packages (.ci/run installs them). No systemd: every daemon runs in
-the foreground as a child of the test process and is stopped by `stop()`. The node has a fake GPU
-(typed gres gpu:l4:3 on /dev/null, /dev/zero and /dev/full) in a partition named like HiPerGator's hpg-turin, so the project's
-sbatch scripts, which ask for --partition=hpg-turin --gres=gpu:l4:N, are submitted unchanged. No partition is the
-default: a script that names none, or another, is refused here.
+the foreground as a child of the test process and is stopped by `stop()`. The node has three fake GPUs (typed
+gres gpu:l4 on /dev/null, /dev/zero and /dev/full) in a partition named like HiPerGator's hpg-turin, so the
+project's sbatch scripts, which ask for --partition=hpg-turin --gres=gpu:l4:N, are submitted unchanged. No
+partition is the default: a script that names none, or another, is refused here.
+
+Job credentials last 20 s instead of SLURM's default 120 s: that is also how long a requeued job is held before
+it may start again (starting it earlier, with `scontrol update StartTime=now`, races the revoked credential of its
+killed first run: "Job credential revoked", and the job fails).
 
 Waits are bounded by progress, not by wall time: a wait fails only when nothing has changed (job state, restarts,
 the size of the files the caller watches) for `stall` seconds, so a slow or busy machine only makes it longer.
@@ -21,6 +25,7 @@ SlurmctldHost=localhost
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=20
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres

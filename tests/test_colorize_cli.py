@@ -15,7 +15,8 @@ import torch
 
 import data
 import test_colorize
-import train_common as tc
+import checkpoints
+import runtime
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
 
 TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--features", 8]
@@ -191,9 +192,9 @@ def test_grid_tiles_images():
 
 def test_cpu_device_and_checkpoint_map_location(trained):
     out, _ = trained
-    checkpoint = tc.load_checkpoint(out / "colorizer.pt", torch.device("cpu"), "Colorizer")
+    checkpoint = checkpoints.load_checkpoint(out / "colorizer.pt", torch.device("cpu"), "Colorizer")
     assert all(t.device.type == "cpu" for t in checkpoint["model"].values())
-    assert tc.pick_device("cpu") == torch.device("cpu")
+    assert runtime.pick_device("cpu") == torch.device("cpu")
 
 
 def test_baselines_are_printed_in_raw_units(trained, tmp_path):

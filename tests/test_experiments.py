@@ -6,9 +6,12 @@ import json
 import pytest
 import torch
 
+import augment
+import data
 import experiments
 import train_colorize
-import train_common as tc
+import checkpoints
+import prepare
 import train_mean
 from conftest import DATA_DIR
 
@@ -30,7 +33,7 @@ def test_every_configuration_of_the_table_trains(config, tmp_path):
 def test_validation_run_holds_out_images_and_never_evaluates_the_test_split(tmp_path):
     train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "40", "--val-fraction", "0.2", "--epochs", "1",
                          "--features", "4", "--out-dir", str(tmp_path)])
-    checkpoint = tc.load_checkpoint(tmp_path / "colorizer.pt", torch.device("cpu"), "Colorizer")
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "colorizer.pt", torch.device("cpu"), "Colorizer")
     train, val, test = (set(checkpoint[f"{split}_names"]) for split in ("train", "val", "test"))
     assert (len(train), len(val), len(test)) == (28, 8, 4)
     assert not (train & val or train & test or val & test)
@@ -41,15 +44,28 @@ def test_validation_run_holds_out_images_and_never_evaluates_the_test_split(tmp_
     assert summary["figures"]["mse"] == pytest.approx(float(rows[-1]["val_mse"]), abs=1e-3)
 
 
-def test_fresh_augmentation_differs_per_epoch_and_is_reproducible():
+def test_fresh_augmentation_differs_per_epoch_is_reproducible_and_held_once():
     args = train_colorize.parse_args(["--data-dir", str(DATA_DIR), "--limit", "10", "--fresh-augment",
                                       "--augment-factor", "3"])
-    prepared = tc.prepare_data(args, torch.device("cpu"))
-    first = tc.training_data(prepared, args, 1)
-    second, again = tc.training_data(prepared, args, 2), tc.training_data(prepared, args, 2)
+    prepared = prepare.prepare_data(args, torch.device("cpu"))
+    first = [t.clone() for t in prepare.training_data(prepared, args, 1)]
+    second = [t.clone() for t in prepare.training_data(prepared, args, 2)]
+    prepare.training_data(prepared, args, 3)
+    again = prepare.training_data(prepared, args, 2)
     assert first[0].shape == second[0].shape == (27, 1, 128, 128)
     assert not torch.equal(first[0], second[0]) and torch.equal(second[1], again[1])
     assert torch.equal(first[0][::3], second[0][::3])  # copy 0 of each image is the original
+    assert again[0] is prepared["train_l"] and again[1] is prepared["train_ab"]  # each draw overwrites the last
+    assert all(torch.equal(a, b) for a, b in zip(first, prepare.training_data(prepared, args, 1)))
+
+
+def test_augmented_network_data_is_augment_then_lab_and_fills_given_buffers(faces):
+    rgb = faces[0][:20]
+    expected = data.to_network(augment.augment(rgb, 3, seed=5))
+    buffers = (torch.full((60, 1, 128, 128), float("nan")), torch.full((60, 2, 128, 128), float("nan")))
+    result = prepare.augmented_network_data(rgb, 3, 5, out=buffers)
+    assert result[0] is buffers[0] and result[1] is buffers[1]
+    assert all(torch.allclose(r, e, atol=1e-6) for r, e in zip(result, expected))
 
 
 def test_table_gives_mean_and_spread_over_seeds(tmp_path, monkeypatch, capsys):

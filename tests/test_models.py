@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from models import Colorizer, MeanChromaNet, build_model
-from train_common import make_loss
+from training_loop import make_loss
 
 
 def test_mean_chroma_net_halves_seven_times_to_two_scalars():

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import data
-import train_common as tc
+import checkpoints
+import training_loop
 import train_mean
 from conftest import DATA_DIR, run_script
 from models import build_model
@@ -30,13 +31,13 @@ def test_training_error_goes_down(mean_run):
 
 def test_checkpoint_reloads_and_printed_mse_is_recomputed(mean_run):
     out, stdout = mean_run
-    checkpoint = tc.load_checkpoint(out / "mean_chroma.pt", torch.device("cpu"), "MeanChromaNet")
+    checkpoint = checkpoints.load_checkpoint(out / "mean_chroma.pt", torch.device("cpu"), "MeanChromaNet")
     model = build_model(checkpoint["model_kind"], checkpoint["model_args"])
     model.load_state_dict(checkpoint["model"])
     rgb, names = data.load_faces(DATA_DIR)
     rgb = rgb[data.select_by_name(names, checkpoint["test_names"])]
     l_norm, ab_norm = data.to_network(rgb)
-    mse = data.ab_mse_raw(tc.predict(model, l_norm, 7), train_mean.mean_targets(ab_norm)).mean().item()
+    mse = data.ab_mse_raw(training_loop.predict(model, l_norm, 7), train_mean.mean_targets(ab_norm)).mean().item()
     printed = float(re.search(r"final test MSE ([\d.]+)", stdout).group(1))
     assert printed == pytest.approx(mse, abs=0.01)
     assert checkpoint["metrics"][-1]["test_mse"] == pytest.approx(mse, rel=1e-4)

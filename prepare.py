@@ -1,0 +1,76 @@
+"""The data a training run sees, on its device: the split, the augmented Lab training set and the held-out split.
+
+Owner of: load + split before augmentation (and a validation part with --val-fraction), the x`factor`
+augmentation converted to (l_norm, ab_norm) chunk by chunk, a fresh draw per epoch (--fresh-augment), and the
+shuffled (per-rank) mini-batch indices.
+"""
+import torch
+
+import data
+from augment import apply_params, sample_params
+from runtime import UserError
+
+
+def augmented_network_data(rgb, factor, seed, out=None):
+    """Augment rgb x`factor` and convert to (l_norm, ab_norm) on rgb's device, a chunk of source images at a time;
+    `out` = (l_norm, ab_norm) tensors to overwrite instead of new ones.
+
+    Same result as data.to_network(augment(rgb, factor, seed)), without holding the whole augmented RGB set. On a
+    CPU, chunks of 16 sources (about 30 MB of temporaries) stay under glibc's mmap threshold, so their memory is
+    reused instead of page-faulted in again for every chunk; a GPU takes bigger chunks (fewer kernel launches).
+    """
+    params = sample_params(len(rgb), factor, seed).to(rgb.device)
+    count = len(rgb) * factor
+    l_norm, ab_norm = out if out is not None else (rgb.new_empty((count, 1, *rgb.shape[2:])),
+                                                   rgb.new_empty((count, 2, *rgb.shape[2:])))
+    chunk, convert_chunk = (16, 16) if rgb.device.type == "cpu" else (128, 128 * factor)
+    for start in range(0, len(rgb), chunk):
+        copies = slice(start * factor, (start + chunk) * factor)
+        data.to_network(apply_params(rgb[start:start + chunk], params[copies]), chunk=convert_chunk,
+                        out=(l_norm[copies], ab_norm[copies]))
+    return l_norm, ab_norm
+
+
+def prepare_data(args, device):
+    """Load, split 90/10 (and a validation part, with --val-fraction) before augmentation, then augment the
+    training part and convert both parts to Lab on `device` (only the decoded faces cross from the CPU).
+
+    Returns a dict: train_l/train_ab (augmented, l_norm / ab_norm), eval_l/eval_ab (the held-out split the run
+    is evaluated on), eval_split ("test", or "val" with --val-fraction), train_rgb (the training faces on the
+    device, for --fresh-augment), train_draw (which epoch's draw train_l/train_ab hold), train_names, val_names,
+    test_names.
+    """
+    rgb, names = data.load_faces(args.data_dir, args.limit)
+    train_idx, val_idx, test_idx = data.split_indices(len(rgb), args.seed, val_fraction=args.val_fraction)
+    eval_split, eval_idx = ("val", val_idx) if args.val_fraction > 0 else ("test", test_idx)
+    if len(train_idx) == 0 or len(eval_idx) == 0:
+        raise UserError(f"{len(rgb)} image(s) are too few to split into training and {eval_split} images")
+    train_rgb = rgb[train_idx].to(device)
+    train_l, train_ab = augmented_network_data(train_rgb, args.augment_factor, args.seed)
+    eval_l, eval_ab = data.to_network(rgb[eval_idx].to(device))
+    return {"train_l": train_l, "train_ab": train_ab, "train_draw": 1,
+            "eval_l": eval_l, "eval_ab": eval_ab, "eval_split": eval_split,
+            "train_rgb": train_rgb if args.fresh_augment else None,
+            **{f"{split}_names": [names[i] for i in idx]
+               for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}}
+
+
+def training_data(prepared, args, epoch):
+    """The augmented training pair for `epoch`: the prepared one, or with --fresh-augment a new draw for every
+    epoch after the first (seeded by seed and epoch, so a resumed run sees the same images), written over the
+    previous draw where it lies, so the augmented set is held once."""
+    if not args.fresh_augment:
+        return prepared["train_l"], prepared["train_ab"]
+    if prepared["train_draw"] != epoch:
+        seed = args.seed if epoch == 1 else args.seed * 1000 + epoch
+        augmented_network_data(prepared["train_rgb"], args.augment_factor, seed,
+                               out=(prepared["train_l"], prepared["train_ab"]))
+        prepared["train_draw"] = epoch
+    return prepared["train_l"], prepared["train_ab"]
+
+
+def minibatches(n, batch_size, seed, rank=0, world=1):
+    """Shuffled index tensors covering range(n), or rank's equal-sized shard of them; the order depends only
+    on `seed`. With several ranks the last n % world samples of the epoch's order are left out."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[:n - n % world][rank::world].split(batch_size)

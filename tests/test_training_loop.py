@@ -1,0 +1,65 @@
+"""The shared training loop: no per-step wait for the device, divergence found and named, out-of-memory as one line."""
+import pytest
+import torch
+
+import train_mean
+import training_loop
+from conftest import DATA_DIR
+from runtime import StopFlag, UserError
+
+
+def _tiny_problem(n=40):
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1))
+    model.args = {}
+    x, y = torch.rand(n, 1, 8, 8), torch.rand(n, 2, 8, 8)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), x, y
+
+
+def _count_reads(monkeypatch):
+    """Count the calls that copy a tensor's values to Python (each one waits for the device)."""
+    reads = []
+    for name in ("item", "tolist"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, _f=original, _n=name: reads.append(_n) or _f(self))
+    return reads
+
+
+@pytest.mark.parametrize("steps", [4, 20])
+def test_an_epoch_reads_the_device_a_fixed_number_of_times_whatever_its_length(steps, monkeypatch):
+    model, _, x, y = _tiny_problem(steps * 5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)  # CPU Adam reads its step counts (no device there)
+    reads = _count_reads(monkeypatch)
+    done, mse_sum, seen, complete = training_loop.train_epoch(model, optimizer, x, y, 5, 1, 0, StopFlag())
+    assert (done, seen, complete) == (steps, steps * 5, True)
+    assert len(reads) == 2  # the finiteness check and the loss sum, once per epoch
+    assert mse_sum > 0
+
+
+def test_a_non_finite_loss_is_found_at_the_end_and_named_by_its_step():
+    model, optimizer, x, y = _tiny_problem()
+    calls = []
+
+    def loss_fn(out, target):
+        calls.append(1)
+        mse = torch.nn.functional.mse_loss(out, target)
+        return (mse * float("nan") if len(calls) == 3 else mse), mse
+
+    with pytest.raises(UserError, match=r"non-finite loss at epoch 2, step 5;"):
+        training_loop.train_epoch(model, optimizer, x, y, 5, 2, 0, StopFlag(), skip_steps=2, loss_fn=loss_fn)
+    assert len(calls) == 6  # the epoch ran to its end: 8 batches, 2 already done
+
+
+def test_out_of_gpu_memory_is_one_line_suggesting_a_smaller_batch_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "20", "--features", "4", "--out-dir", str(tmp_path)]
+    train_mean.main([*flags, "--epochs", "1"])
+    before = (tmp_path / "mean_chroma.pt").read_bytes()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(training_loop, "train_epoch", out_of_memory)
+    with pytest.raises(UserError) as error:
+        train_mean.main([*flags, "--epochs", "2", "--resume", "--batch-size", "64"])
+    assert str(error.value) == ("--batch-size 64: out of GPU memory in epoch 2; try --batch-size 32 "
+                                "(the last checkpoint is kept)")
+    assert (tmp_path / "mean_chroma.pt").read_bytes() == before

@@ -1,0 +1,74 @@
+"""Command-line flags shared by the training scripts, the flag types every script uses, and the --help format.
+
+Owner of: the common training flags (data, epochs, batch, learning rate, augmentation, seed, device, output folder,
+resume, bf16, compile) and their defaults per script; positive_int and the other argparse types; HelpFormatter.
+"""
+import argparse
+import math
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def fraction(text):
+    value = float(text)
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 0.5), got {text}")
+    return value
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the docstring's line breaks and shows every flag's default (except "None": such flags say in
+    their help what leaving them out does)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_augment=False):
+    """Flags every training script has; defaults differ per script."""
+    parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
+                                           "else ../shared/face_images)")
+    parser.add_argument("--limit", type=positive_int, help="use only the first LIMIT images (quick runs)")
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the augmented training set")
+    parser.add_argument("--batch-size", type=positive_int, default=10, help="images per training step")
+    parser.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=lr_schedule,
+                        help="learning rate per epoch: constant, or cosine decay to 0 at the last epoch")
+    parser.add_argument("--augment-factor", type=positive_int, default=10,
+                        help="copies of each training image (1: no augmentation)")
+    parser.add_argument("--fresh-augment", action=argparse.BooleanOptionalAction, default=fresh_augment,
+                        help="draw new random augmentations every epoch instead of one fixed augmented set")
+    parser.add_argument("--val-fraction", type=fraction, default=0.0,
+                        help="hold out this fraction of all images from training (before augmentation) and evaluate "
+                             "on it instead of the test split: for choosing settings without looking at the test set")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the split, augmentation, init and batch order")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when available, else CPU")
+    parser.add_argument("--out-dir", default=out_dir,
+                        help="checkpoint, log and plots go here; a run already saved there is never overwritten "
+                             "(continue it with --resume). The shipped model in outputs/ is not written by default")
+    parser.add_argument("--tanh", action="store_true", help="Tanh output, a*b* targets scaled to [-1, 1]")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the training forward pass")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model for training")
+    parser.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
+                        help="--compile: torch.compile's mode; reduce-overhead replays each step as a CUDA graph")
