@@ -1,8 +1,8 @@
 """Checkpoint files: what a checkpoint holds, writing it atomically, loading it safely, and runs not overwritten.
 
-Owner of: the checkpoint dict (state_dicts, model arguments, flags, split names, metrics, the position inside an
-epoch), atomic save, weights_only load with one-line reasons for files that are not checkpoints, and the refusal
-to start a new run in a folder that already holds one.
+Owner of: the checkpoint dict (state_dicts, with --ema the averaged and the trained weights, model arguments,
+flags, split names, metrics, the position inside an epoch), atomic save, weights_only load with one-line reasons
+for files that are not checkpoints, and the refusal to start a new run in a folder that already holds one.
 """
 import os
 import pickletools
@@ -14,14 +14,21 @@ import torch
 from runtime import UserError
 
 
-def checkpoint(model, optimizer, scheduler, epoch, partial, args, prepared, metrics):
+def checkpoint(model, optimizer, scheduler, epoch, partial, args, prepared, metrics, average=None):
     """Everything needed to rebuild, resume and re-evaluate a run; `epoch` is the last completed one and
-    `partial` = (steps, loss sum, samples) already done of the next."""
-    return {"model_kind": type(model).__name__, "model_args": model.args,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    `partial` = (steps, loss sum, samples) already done of the next. With a weight average (--ema) "model" holds
+    the averaged weights, which evaluation and colorizing use, and "train_model" the trained ones, to resume."""
+    weights = {"model": _cpu_state(average.model if average else model)}
+    if average:
+        weights["train_model"] = _cpu_state(model)
+    return {"model_kind": type(model).__name__, "model_args": model.args, **weights,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
             "partial": list(partial), "args": vars(args), "metrics": metrics,
             **{f"{split}_names": prepared[f"{split}_names"] for split in ("train", "val", "test")}}
+
+
+def _cpu_state(model):
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def save_checkpoint(path, checkpoint):
@@ -33,7 +40,8 @@ def save_checkpoint(path, checkpoint):
 
 
 def load_checkpoint(path, device, kind):
-    """Load a checkpoint of a `kind` model safely (weights_only) onto `device`; UserError if it is not one."""
+    """Load a checkpoint of a `kind` model (a model class name, or a tuple of them) safely (weights_only) onto
+    `device`; UserError if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint")
@@ -46,8 +54,9 @@ def load_checkpoint(path, device, kind):
             if "unsupported global" in str(err).lower() else "not a readable PyTorch checkpoint (corrupt or truncated)"
         raise UserError(f"{path}: {reason}") from None
     found = checkpoint.get("model_kind") if isinstance(checkpoint, dict) else None
-    if found != kind:
-        raise UserError(f"{path}: not a {kind} checkpoint (found {found or 'no model kind'})")
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if found not in kinds:
+        raise UserError(f"{path}: not a {' or '.join(kinds)} checkpoint (found {found or 'no model kind'})")
     return checkpoint
 
 

@@ -1,4 +1,5 @@
-"""The two networks: MeanChromaNet (image-mean a*b* regressor) and Colorizer (per-pixel a*b*).
+"""The networks: MeanChromaNet (image-mean a*b* regressor), Colorizer (per-pixel a*b*, U-Net style) and
+FusionColorizer (per-pixel a*b*, Iizuka et al.'s global-feature fusion network).
 
 Owner of network architecture only. Both take l_norm (L* / 100, N x 1 x H x W) and return ab_norm (a*b* / AB_SCALE
 from data.py); data.py turns that back into raw Lab. The classification Colorizer returns per-pixel class logits
@@ -66,6 +67,18 @@ class MeanChromaNet(nn.Module):
         return ab_norm.mean(1)
 
 
+class _FlipAverage(nn.Module):
+    """Test-time mirror averaging for per-pixel colorizers (`flip_average` in their args): in eval mode the
+    prediction is the average of the image's and that of its mirror image, mirrored back; a face's colors mirror
+    with it, the network's errors do not all do so. Training is unchanged. Subclasses define `_predict`."""
+
+    def forward(self, l_norm):
+        ab_norm = self._predict(l_norm)
+        if self.training or not self.args["flip_average"]:
+            return ab_norm
+        return (ab_norm + self._predict(l_norm.flip(-1)).flip(-1)) / 2
+
+
 def _down(c_in, c_out):
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
@@ -80,7 +93,7 @@ def _up(c_in, c_out, kind):
     return nn.Sequential(resize, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class Colorizer(nn.Module):
+class Colorizer(_FlipAverage):
     """Encoder-decoder from l_norm (N x 1 x H x W) to ab_norm (N x 2 x H x W); H and W must divide by 2^levels.
 
     Down module i (Conv2d stride 2 + BatchNorm + ReLU) halves the side and has features[i] maps; up modules
@@ -95,10 +108,11 @@ class Colorizer(nn.Module):
     slower here). In training mode forward returns those logits, for a cross-entropy against the a*b* of 2x2
     pooled pixels; in eval mode it returns their annealed mean at `temperature`, upsampled bilinearly to the
     input's size, as ab_norm like the regressor.
+    `flip_average=True` (beyond the spec): test-time mirror averaging (_FlipAverage).
     """
 
     def __init__(self, levels=5, features=(16, 32, 64, 128, 128), upsample="transpose", tanh=False, skips=False,
-                 bins=None, bin_size=10, temperature=0.38):
+                 bins=None, bin_size=10, temperature=0.38, flip_average=False):
         super().__init__()
         features = tuple(features) if len(features) > 1 else tuple(features) * levels
         if levels < 1 or len(features) != levels or min(features) < 1:
@@ -109,7 +123,7 @@ class Colorizer(nn.Module):
             raise ValueError("classification needs at least 2 bins, a temperature > 0 and no Tanh")
         self.args = {"levels": levels, "features": list(features), "upsample": upsample, "tanh": tanh,
                      "skips": skips, "bins": bins, "bin_size": bin_size,
-                     "temperature": temperature}
+                     "temperature": temperature, "flip_average": flip_average}
         widths = (1,) + features
         self.down = nn.ModuleList(_down(widths[i], widths[i + 1]) for i in range(levels))
         self.logit_stride = 1 if bins is None else 2  # output side = input side / logit_stride
@@ -128,7 +142,12 @@ class Colorizer(nn.Module):
                                  persistent=False)
         self.out = nn.Tanh() if tanh else nn.Identity()
 
-    def forward(self, l_norm):
+    @property
+    def side_multiple(self):
+        """Input sides must be multiples of this."""
+        return 2 ** self.args["levels"]
+
+    def _predict(self, l_norm):
         side = 2 ** self.args["levels"]
         if l_norm.shape[-1] % side or l_norm.shape[-2] % side:
             raise ValueError(f"Colorizer with {self.args['levels']} levels needs sides divisible by {side}, "
@@ -152,7 +171,77 @@ class Colorizer(nn.Module):
         return nn.functional.interpolate(ab_norm, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
 
 
-MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer}
+def _conv(c_in, c_out, stride=1, kernel=3):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class FusionColorizer(_FlipAverage):
+    """Iizuka, Simo-Serra and Ishikawa's global-feature fusion network ("Let there be color!", SIGGRAPH 2016),
+    scaled to 128x128 faces: l_norm (N x 1 x H x W, sides divisible by 8) to ab_norm (N x 2 x H x W).
+
+    With base width K (`width`; the paper's widths are K = 64):
+    - low-level features, shared by both branches: six 3x3 Conv+BatchNorm+ReLU, widths K, 2K, 2K, 4K, 4K, 8K,
+      strides 2, 1, 2, 1, 2, 1: the input at 1/8 of its side;
+    - mid-level features: two 3x3 convolutions, 8K and 4K maps, at 1/8 of the side;
+    - global features: the low-level features of a fixed-size view of the image (resized to `global_size`, 128:
+      the training faces themselves, so they share one low-level pass; the paper's view is 224x224), then four
+      3x3 convolutions of 8K maps (strides 2, 1, 2, 1: 4x4 for 128), flattened, and three fully connected layers
+      of 16K, 8K and `global_dim` (4K) units, all ReLU: one vector per image, whatever the photo's size;
+    - fusion: that vector concatenated to the mid-level features at every position, mixed by a 1x1 convolution
+      to 4K maps + BatchNorm + ReLU;
+    - colorization: 3x3 convolutions of 2K, (upsample x2) K, K, (upsample x2) K/2 maps and a 3x3 convolution to
+      a*b* at half the input's side (nearest upsampling, as in the paper), bilinearly upsampled to full size.
+    The output is linear (ab_norm is signed), or Tanh with `tanh=True`; the paper's Sigmoid fits its [0, 1] a*b*.
+    `flip_average=True`: test-time mirror averaging (_FlipAverage).
+    """
+
+    side_multiple = 8
+
+    def __init__(self, width=16, global_dim=None, global_size=128, tanh=False, flip_average=False):
+        super().__init__()
+        global_dim = global_dim or 4 * width
+        if width < 2 or global_dim < 1 or global_size % 32:
+            raise ValueError(f"FusionColorizer needs width >= 2, global_dim >= 1 and global_size divisible by 32, "
+                             f"got {width}, {global_dim}, {global_size}")
+        self.args = {"width": width, "global_dim": global_dim, "global_size": global_size, "tanh": tanh,
+                     "flip_average": flip_average}
+        k = width
+        low = [(1, k, 2), (k, 2 * k, 1), (2 * k, 2 * k, 2), (2 * k, 4 * k, 1), (4 * k, 4 * k, 2), (4 * k, 8 * k, 1)]
+        self.low = nn.Sequential(*(_conv(c_in, c_out, stride) for c_in, c_out, stride in low))
+        self.mid = nn.Sequential(_conv(8 * k, 8 * k), _conv(8 * k, 4 * k))
+        self.global_conv = nn.Sequential(_conv(8 * k, 8 * k, 2), _conv(8 * k, 8 * k), _conv(8 * k, 8 * k, 2),
+                                         _conv(8 * k, 8 * k))
+        flat = 8 * k * (global_size // 32) ** 2
+        self.global_fc = nn.Sequential(nn.Linear(flat, 16 * k), nn.ReLU(inplace=True), nn.Linear(16 * k, 8 * k),
+                                       nn.ReLU(inplace=True), nn.Linear(8 * k, global_dim), nn.ReLU(inplace=True))
+        self.fusion = _conv(4 * k + global_dim, 4 * k, kernel=1)
+        half = max(1, k // 2)
+        self.color = nn.Sequential(_conv(4 * k, 2 * k), nn.Upsample(scale_factor=2, mode="nearest"),
+                                   _conv(2 * k, k), _conv(k, k), nn.Upsample(scale_factor=2, mode="nearest"),
+                                   _conv(k, half), nn.Conv2d(half, 2, 3, padding=1))
+        self.out = nn.Tanh() if tanh else nn.Identity()
+
+    def _predict(self, l_norm):
+        if l_norm.shape[-1] % 8 or l_norm.shape[-2] % 8:
+            raise ValueError(f"FusionColorizer needs sides divisible by 8, got {tuple(l_norm.shape[-2:])}")
+        low = self.low(l_norm)
+        size = self.args["global_size"]
+        if l_norm.shape[-2:] != (size, size):  # any photo: the global branch sees a fixed-size view of it
+            view = nn.functional.interpolate(l_norm, size=(size, size), mode="bilinear", align_corners=False,
+                                             antialias=True)
+            global_low = self.low(view)
+        else:
+            global_low = low
+        global_vector = self.global_fc(self.global_conv(global_low).flatten(1))
+        mid = self.mid(low)
+        tiled = global_vector[:, :, None, None].expand(-1, -1, *mid.shape[-2:])
+        ab_half = self.out(self.color(self.fusion(torch.cat([mid, tiled], dim=1))))
+        return nn.functional.interpolate(ab_half, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+
+
+MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer, "FusionColorizer": FusionColorizer}
+COLORIZERS = ("Colorizer", "FusionColorizer")
 
 
 def build_model(kind, args):

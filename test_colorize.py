@@ -18,7 +18,7 @@ import checkpoints
 import runtime
 import train_flags
 import training_loop
-from models import build_model
+from models import COLORIZERS, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
@@ -41,7 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=train_flags.positive_int, default=50, help="images per evaluation batch")
     parser.add_argument("--input", nargs="+", metavar="PATH", help="colorize these images or folders instead")
     parser.add_argument("--work-size", type=train_flags.positive_int, default=256,
-                        help="--input: longest side the network sees (rounded to a multiple of 2^levels)")
+                        help="--input: longest side the network sees (rounded to what the network needs, 2^levels)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     args = parser.parse_args(argv)
@@ -51,7 +51,7 @@ def parse_args(argv=None):
 
 
 def load_colorizer(path, device):
-    checkpoint = checkpoints.load_checkpoint(path, device, "Colorizer")
+    checkpoint = checkpoints.load_checkpoint(path, device, COLORIZERS)
     model = build_model(checkpoint["model_kind"], checkpoint["model_args"]).to(device)
     model.load_state_dict(checkpoint["model"])
     model.eval()
@@ -153,13 +153,13 @@ def expand_inputs(paths):
     return files
 
 
-def work_shape(height, width, levels, work_size):
-    """Network input size: the image scaled so its longest side is at most work_size, sides multiples of 2^levels."""
-    step = 2 ** levels
-    if min(height, width) < step:
-        raise data.DataError(f"{height}x{width} is smaller than {step} pixels on a side ({levels} levels)")
+def work_shape(height, width, multiple, work_size):
+    """Network input size: the image scaled so its longest side is at most work_size, sides multiples of
+    `multiple` (what the network needs: 2^levels for the Colorizer)."""
+    if min(height, width) < multiple:
+        raise data.DataError(f"{height}x{width} is smaller than {multiple} pixels on a side")
     scale = min(1.0, work_size / max(height, width))
-    return tuple(max(step, round(side * scale / step) * step) for side in (height, width))
+    return tuple(max(multiple, round(side * scale / multiple) * multiple) for side in (height, width))
 
 
 @torch.no_grad()
@@ -173,7 +173,7 @@ def colorize(model, rgb, work_size, rows=128):
     l_raw = torch.empty(1, 1, height, width)
     for top in range(0, height, rows):
         l_raw[..., top:top + rows, :] = data.rgb_to_lab(rgb[None, :, top:top + rows])[:, :1]
-    shape = work_shape(height, width, model.args["levels"], work_size)
+    shape = work_shape(height, width, model.side_multiple, work_size)
     l_small = F.interpolate(l_raw, size=shape, mode="area")
     device = next(model.parameters()).device
     ab_norm = F.interpolate(model(data.normalize_l(l_small).to(device)).float().cpu(), size=(height, width),

@@ -15,7 +15,7 @@ import run_log
 import runtime
 import train_flags
 import training_loop
-from models import UPSAMPLE_KINDS, Colorizer
+from models import UPSAMPLE_KINDS, Colorizer, FusionColorizer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -28,6 +28,10 @@ def parse_args(argv=None):
     # defaults: the configuration chosen on the validation split (report.md, appendix)
     train_flags.add_common_args(parser, epochs=15, lr=1e-3, out_dir="runs/colorizer", lr_schedule="cosine",
                                 fresh_augment=True)
+    parser.add_argument("--arch", choices=("unet", "fusion"), default="unet",
+                        help="unet: the Colorizer (N down and up modules, optional skips; the flags below up to "
+                             "--temperature); fusion: Iizuka et al.'s global-feature fusion network (--width, "
+                             "--global-dim)")
     parser.add_argument("--levels", type=train_flags.positive_int, default=5, help="down (and up) modules, N")
     parser.add_argument("--features", type=train_flags.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
                         help="feature maps per level, one per level or one for all")
@@ -40,7 +44,16 @@ def parse_args(argv=None):
     parser.add_argument("--bin-size", type=train_flags.positive_int, default=10, help="--classify: a*b* bin width")
     parser.add_argument("--temperature", type=train_flags.positive_float, default=0.38,
                         help="--classify: annealed-mean temperature (1: plain mean)")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="evaluate (and colorize) as the average of the predictions for each image and its "
+                             "mirror image, mirrored back (beyond the spec)")
+    parser.add_argument("--width", type=train_flags.positive_int, default=16,
+                        help="--arch fusion: base width K (low-level K..8K maps, fusion 4K; the paper's K is 64)")
+    parser.add_argument("--global-dim", type=train_flags.positive_int,
+                        help="--arch fusion: length of the global feature vector (default: 4 x --width)")
     args = parser.parse_args(argv)
+    if args.arch == "fusion" and args.classify:
+        parser.error("--classify needs --arch unet")
     if args.classify and args.tanh:
         parser.error("--classify and --tanh exclude each other (the classifier outputs logits)")
     if len(args.features) not in (1, args.levels):
@@ -63,18 +76,17 @@ def plot_losses(metrics, split, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    run = training_loop.start_run(args, NAME, "Colorizer")
+    kind = "FusionColorizer" if args.arch == "fusion" else "Colorizer"
+    run = training_loop.start_run(args, NAME, kind)
     prepared, (rank, world) = run.prepared, runtime.rank_and_world()
     split = prepared["eval_split"]
-    bins = data.ab_bins(prepared["train_ab"], args.bin_size) if args.classify else None
     torch.manual_seed(args.seed)
-    model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips, bins, args.bin_size,
-                      args.temperature).to(run.device)
+    model = build_colorizer(args, prepared).to(run.device)
     if rank == 0:
         print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
               f"{len(prepared['eval_l'])} {split} images, device {run.device}, {world} process(es), "
               f"process group {runtime.process_group_name()}")
-        print(f"Colorizer {summary_args(model.args)}: {sum(p.numel() for p in model.parameters()):,} parameters")
+        print(f"{kind} {summary_args(model.args)}: {sum(p.numel() for p in model.parameters()):,} parameters")
     metrics = training_loop.fit(model, run, args)
     if rank == 0:
         plot_losses(metrics, split, run.out_dir / f"{NAME}_loss.png")
@@ -86,10 +98,19 @@ def main(argv=None):
               f"checkpoint {run.checkpoint_path}")
 
 
+def build_colorizer(args, prepared):
+    """The network the flags ask for (its classification bins, if any, from the prepared training set)."""
+    if args.arch == "fusion":
+        return FusionColorizer(args.width, args.global_dim, tanh=args.tanh, flip_average=args.flip_average)
+    bins = data.ab_bins(prepared["train_ab"], args.bin_size) if args.classify else None
+    return Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips, bins, args.bin_size,
+                     args.temperature, args.flip_average)
+
+
 def summary_args(model_args):
-    """The model arguments for printing: the bin list shortened to its length."""
-    bins = model_args["bins"]
-    return {**model_args, "bins": None if bins is None else f"{len(bins)} bins"}
+    """The model arguments for printing: a bin list shortened to its length."""
+    bins = model_args.get("bins")
+    return {**model_args, "bins": f"{len(bins)} bins"} if bins else model_args
 
 
 if __name__ == "__main__":

@@ -35,6 +35,13 @@ def fraction(text):
     return value
 
 
+def decay(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """--help keeps the docstring's line breaks and shows every flag's default (except "None": such flags say in
     their help what leaving them out does)."""
@@ -69,6 +76,9 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
     parser.add_argument("--tanh", action="store_true", help="Tanh output, a*b* targets scaled to [-1, 1]")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the training forward pass")
+    parser.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
+                        help="evaluate and save an exponential moving average of the weights, updated after every "
+                             "step with this decay, e.g. 0.999 (0: off; beyond the spec)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     parser.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
                         help="--compile: torch.compile's mode; reduce-overhead replays each step as a CUDA graph")

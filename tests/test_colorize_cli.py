@@ -177,10 +177,12 @@ def test_default_checkpoint_is_the_users_trained_model_if_any_and_pngs_go_beside
 
 
 def test_work_shape_rounds_to_levels_and_caps_size():
-    assert test_colorize.work_shape(64, 96, 5, 256) == (64, 96)
-    assert test_colorize.work_shape(3000, 4000, 5, 256) == (192, 256)
+    assert test_colorize.work_shape(64, 96, 32, 256) == (64, 96)
+    assert test_colorize.work_shape(3000, 4000, 32, 256) == (192, 256)
+    assert test_colorize.work_shape(3000, 4000, 8, 256) == (192, 256)
+    assert test_colorize.work_shape(300, 410, 8, 256) == (184, 256)
     with pytest.raises(data.DataError, match="smaller than 32"):
-        test_colorize.work_shape(31, 500, 5, 256)
+        test_colorize.work_shape(31, 500, 32, 256)
 
 
 def test_grid_tiles_images():
@@ -241,3 +243,28 @@ def test_comparison_refuses_checkpoints_with_different_splits(trained, tmp_path)
                         "--out", tmp_path / "c.png")
     assert result.returncode == 1 and "test split differs" in result.stderr
     assert not (tmp_path / "c.png").exists()
+
+
+def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
+    out = tmp_path / "fusion"
+    flags = ["--data-dir", DATA_DIR, "--limit", 20, "--arch", "fusion", "--width", 4, "--flip-average",
+             "--out-dir", out]
+    trained = run_script("train_colorize.py", *flags, "--epochs", 1)
+    assert trained.returncode == 0, trained.stderr
+    assert "FusionColorizer {'width': 4, 'global_dim': 16" in trained.stdout
+    resumed = run_script("train_colorize.py", *flags, "--epochs", 2, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    final = float(re.search(r"final test MSE ([\d.]+)", resumed.stdout).group(1))
+    tested = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
+                        "--pngs", 0, "--out-dir", tmp_path / "pngs")
+    assert tested.returncode == 0, tested.stderr
+    assert float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", tested.stdout).group(1)) == \
+        pytest.approx(final, abs=0.01)
+    cv2.imwrite(str(tmp_path / "odd.png"), cv2.resize(cv2.imread(str(DATA_DIR / "image00100.jpg")), (333, 517)))
+    photo = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--input", tmp_path / "odd.png",
+                       "--out-dir", tmp_path / "photo")
+    assert photo.returncode == 0, photo.stderr
+    assert cv2.imread(str(tmp_path / "photo" / "odd.png")).shape == (517, 333, 3)
+    plain = run_script("train_colorize.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 2, "--resume",
+                       "--out-dir", out)  # --arch unet by default: not this checkpoint's kind
+    assert plain.returncode == 1 and "not a Colorizer checkpoint (found FusionColorizer)" in plain.stderr

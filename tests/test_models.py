@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from models import Colorizer, MeanChromaNet, build_model
+from models import Colorizer, FusionColorizer, MeanChromaNet, build_model
 from training_loop import make_loss
 
 
@@ -116,7 +116,8 @@ def test_eval_mode_output_does_not_depend_on_batch_mates():
 
 @pytest.mark.parametrize("model", [MeanChromaNet(features=5, tanh=True, flip_average=True),
                                    MeanChromaNet(features=[2, 3, 4, 5, 6, 7], batchnorm=True, members=2),
-                                   Colorizer(levels=3, features=[4, 8, 8], upsample="nearest", skips=True)])
+                                   Colorizer(levels=3, features=[4, 8, 8], upsample="nearest", skips=True),
+                                   FusionColorizer(width=4, global_dim=6, tanh=True)])
 def test_rebuild_from_stored_arguments(model):
     rebuilt = build_model(type(model).__name__, model.args)
     rebuilt.load_state_dict(model.state_dict())
@@ -129,7 +130,7 @@ def test_rebuild_from_stored_arguments(model):
 def test_every_variant_trains_one_step():
     x, y = torch.rand(4, 1, 128, 128), torch.rand(4, 2, 128, 128) - 0.5
     for model in [Colorizer(features=[4]), Colorizer(features=[4], upsample="nearest", tanh=True),
-                  Colorizer(levels=4, features=[4], skips=True)]:
+                  Colorizer(levels=4, features=[4], skips=True), FusionColorizer(width=4)]:
         optimizer = torch.optim.Adam(model.parameters(), 1e-2)
         losses = []
         for _ in range(5):
@@ -161,3 +162,63 @@ def test_classifier_logits_in_training_and_annealed_ab_in_eval():
 def test_classifier_rejects_tanh():
     with pytest.raises(ValueError, match="classification"):
         Colorizer(bins=[[0, 0], [10, 0]], tanh=True)
+
+
+def test_fusion_network_sizes_follow_the_paper_scaled_to_128():
+    model = FusionColorizer(width=4)
+    sizes = {}
+    for name in ("low", "mid", "global_conv", "global_fc", "fusion", "color"):
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: sizes.setdefault(name, o.shape[1:])
+                                                   and None)
+    assert model(torch.rand(2, 1, 128, 128)).shape == (2, 2, 128, 128)
+    assert sizes["low"] == (32, 16, 16) and sizes["mid"] == (16, 16, 16)  # 8K maps at 1/8, then 4K
+    assert sizes["global_conv"] == (32, 4, 4) and sizes["global_fc"] == (16,)  # one 4K vector per image
+    assert sizes["fusion"] == (16, 16, 16) and sizes["color"] == (2, 64, 64)  # a*b* at half size, then upsampled
+
+
+def test_fusion_global_branch_sees_a_fixed_view_so_any_size_works():
+    model = FusionColorizer(width=4).eval()
+    views = []
+    model.global_conv.register_forward_hook(lambda m, i, o: views.append(i[0].shape[-2:]))
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 200, 312)).shape == (1, 2, 200, 312)
+    assert views == [(16, 16)]  # the low-level features of the 128x128 view
+    with pytest.raises(ValueError, match="divisible by 8"):
+        model(torch.rand(1, 1, 100, 128))
+
+
+def test_fusion_global_features_reach_every_pixel():
+    """A change in one corner moves the prediction in the opposite corner (through the global vector), far beyond
+    what the convolutions alone could reach."""
+    torch.manual_seed(0)
+    model = FusionColorizer(width=4)
+    with torch.no_grad():  # BatchNorm statistics of real activations, or the signal fades layer by layer
+        for _ in range(30):
+            model(torch.rand(4, 1, 128, 128))
+    model.eval()
+    x = torch.rand(1, 1, 128, 128)
+    changed = x.clone()
+    changed[..., :16, :16] = 1 - changed[..., :16, :16]
+    with torch.no_grad():
+        far = (model(x) - model(changed))[..., -16:, -16:].abs().max()
+        model.global_fc[-2].weight.zero_()  # cut the global vector: the far corner no longer moves
+        model.global_fc[-2].bias.zero_()
+        cut = (model(x) - model(changed))[..., -16:, -16:].abs().max()
+    assert far > 1e-3 and cut == 0
+
+
+@pytest.mark.parametrize("make", [lambda flip: Colorizer(levels=3, features=[4], skips=True, flip_average=flip),
+                                  lambda flip: FusionColorizer(width=4, flip_average=flip)],
+                         ids=["unet", "fusion"])
+def test_flip_average_mirrors_in_eval_mode_only(make):
+    torch.manual_seed(0)
+    plain, averaged = make(False), make(True)
+    averaged.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 1, 128, 128)
+    assert torch.equal(plain(x), averaged(x))  # training mode: the plain network
+    plain.eval(), averaged.eval()
+    with torch.no_grad():
+        out = averaged(x)
+        assert torch.allclose(averaged(x.flip(-1)), out.flip(-1), atol=1e-6)  # mirror in, mirror out
+        assert torch.allclose(out, (plain(x) + plain(x.flip(-1)).flip(-1)) / 2, atol=1e-6)
+        assert not torch.allclose(plain(x.flip(-1)), plain(x).flip(-1), atol=1e-4)

@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+import data
+import models
 import train_mean
 import training_loop
 from conftest import DATA_DIR
@@ -63,3 +65,34 @@ def test_out_of_gpu_memory_is_one_line_suggesting_a_smaller_batch_and_keeps_the_
     assert str(error.value) == ("--batch-size 64: out of GPU memory in epoch 2; try --batch-size 32 "
                                 "(the last checkpoint is kept)")
     assert (tmp_path / "mean_chroma.pt").read_bytes() == before
+
+
+def test_weight_average_is_an_exponential_moving_average_of_every_step():
+    model, optimizer, x, y = _tiny_problem(20)
+    average = training_loop.WeightAverage(model, 0.5)
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    def after_step():
+        average.update(model)
+        for mean, p in zip(expected, model.parameters()):
+            mean.mul_(0.5).add_(p.detach(), alpha=0.5)
+
+    training_loop.train_epoch(model, optimizer, x, y, 5, 1, 0, StopFlag(), after_step=after_step)
+    for mean, averaged, trained in zip(expected, average.model.parameters(), model.parameters()):
+        assert torch.allclose(averaged, mean, atol=1e-6) and not torch.allclose(averaged, trained)
+
+
+def test_ema_run_evaluates_and_saves_the_average_and_resumes_from_the_trained_weights(tmp_path):
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "20", "--features", "4", "--ema", "0.9", "--out-dir",
+             str(tmp_path)]
+    train_mean.main([*flags, "--epochs", "1"])
+    first = torch.load(tmp_path / "mean_chroma.pt", weights_only=True)
+    assert any(not torch.equal(first["model"][k], first["train_model"][k]) for k in first["model"])
+    model = models.build_model(first["model_kind"], first["model_args"])
+    model.load_state_dict(first["model"])
+    rgb, names = data.load_faces(DATA_DIR)
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, first["test_names"])])
+    mse = data.ab_mse_raw(training_loop.predict(model, l_norm, 7), train_mean.mean_targets(ab_norm)).mean().item()
+    assert first["metrics"][-1]["test_mse"] == pytest.approx(mse, rel=1e-4)  # the logged figure is the average's
+    train_mean.main([*flags, "--epochs", "2", "--resume"])
+    assert torch.load(tmp_path / "mean_chroma.pt", weights_only=True)["epoch"] == 2
