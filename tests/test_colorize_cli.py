@@ -151,7 +151,8 @@ def test_bad_checkpoints_give_one_line_errors(trained, tmp_path):
     torch.save({"model_kind": "Colorizer", "x": _Exploit()}, tmp_path / "evil.pt")
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"model_kind": "Colorizer", "x": _Exploit()}))
     (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"model_kind": "Colorizer", "model": {"w": [1.0]}}))
-    cases = {"mean_chroma.pt": "not a Colorizer checkpoint", "random.pt": "not a readable PyTorch checkpoint",
+    cases = {"mean_chroma.pt": "not a Colorizer or FusionColorizer checkpoint (found MeanChromaNet)",
+             "random.pt": "not a readable PyTorch checkpoint",
              "cut.pt": "not a readable PyTorch checkpoint", "missing.pt": "no such checkpoint",
              "evil.pt": "refused: it would load code",
              "evil.pkl": "not a PyTorch checkpoint file but a plain Python pickle that would run code when loaded",
