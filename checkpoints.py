@@ -13,6 +13,8 @@ import torch
 
 from runtime import UserError
 
+UNREADABLE = "not a readable PyTorch checkpoint (corrupt or truncated)"
+
 
 def checkpoint(model, optimizer, scheduler, epoch, partial, args, prepared, metrics, average=None):
     """Everything needed to rebuild, resume and re-evaluate a run; `epoch` is the last completed one and
@@ -51,7 +53,7 @@ def load_checkpoint(path, device, kind):
         checkpoint = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files; all mean "not usable"
         reason = "refused: it would load code, not only tensors and plain data" \
-            if "unsupported global" in str(err).lower() else "not a readable PyTorch checkpoint (corrupt or truncated)"
+            if "unsupported global" in str(err).lower() else UNREADABLE
         raise UserError(f"{path}: {reason}") from None
     found = checkpoint.get("model_kind") if isinstance(checkpoint, dict) else None
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
@@ -75,7 +77,7 @@ def _what_instead(path):
                 calls = opcodes & {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"}
                 return "not a PyTorch checkpoint file but a plain Python pickle" + \
                     (" that would run code when loaded: refused" if calls else "")
-    return "not a readable PyTorch checkpoint (corrupt or truncated)"
+    return UNREADABLE
 
 
 def refuse_to_replace_run(out_dir, name):

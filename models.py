@@ -67,12 +67,16 @@ class MeanChromaNet(nn.Module):
         return ab_norm.mean(1)
 
 
-class _FlipAverage(nn.Module):
-    """Test-time mirror averaging for per-pixel colorizers (`flip_average` in their args): in eval mode the
-    prediction is the average of the image's and that of its mirror image, mirrored back; a face's colors mirror
-    with it, the network's errors do not all do so. Training is unchanged. Subclasses define `_predict`."""
+class _PixelColorizer(nn.Module):
+    """What the per-pixel colorizers share: the check that input sides are multiples of `side_multiple`, and
+    test-time mirror averaging (`flip_average` in their args): in eval mode the prediction is the average of the
+    image's and that of its mirror image, mirrored back; a face's colors mirror with it, the network's errors do
+    not all do so. Training is unchanged. Subclasses define `side_multiple` and `_predict`."""
 
     def forward(self, l_norm):
+        side = self.side_multiple
+        if l_norm.shape[-1] % side or l_norm.shape[-2] % side:
+            raise ValueError(f"{type(self).__name__} needs sides divisible by {side}, got {tuple(l_norm.shape[-2:])}")
         ab_norm = self._predict(l_norm)
         if self.training or not self.args["flip_average"]:
             return ab_norm
@@ -93,7 +97,7 @@ def _up(c_in, c_out, kind):
     return nn.Sequential(resize, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class Colorizer(_FlipAverage):
+class Colorizer(_PixelColorizer):
     """Encoder-decoder from l_norm (N x 1 x H x W) to ab_norm (N x 2 x H x W); H and W must divide by 2^levels.
 
     Down module i (Conv2d stride 2 + BatchNorm + ReLU) halves the side and has features[i] maps; up modules
@@ -108,7 +112,7 @@ class Colorizer(_FlipAverage):
     slower here). In training mode forward returns those logits, for a cross-entropy against the a*b* of 2x2
     pooled pixels; in eval mode it returns their annealed mean at `temperature`, upsampled bilinearly to the
     input's size, as ab_norm like the regressor.
-    `flip_average=True` (beyond the spec): test-time mirror averaging (_FlipAverage).
+    `flip_average=True` (beyond the spec): test-time mirror averaging (_PixelColorizer).
     """
 
     def __init__(self, levels=5, features=(16, 32, 64, 128, 128), upsample="transpose", tanh=False, skips=False,
@@ -144,14 +148,10 @@ class Colorizer(_FlipAverage):
 
     @property
     def side_multiple(self):
-        """Input sides must be multiples of this."""
+        """Input sides must be multiples of this: each level halves them."""
         return 2 ** self.args["levels"]
 
     def _predict(self, l_norm):
-        side = 2 ** self.args["levels"]
-        if l_norm.shape[-1] % side or l_norm.shape[-2] % side:
-            raise ValueError(f"Colorizer with {self.args['levels']} levels needs sides divisible by {side}, "
-                             f"got {tuple(l_norm.shape[-2:])}")
         skips = [l_norm]
         x = l_norm
         for module in self.down:
@@ -176,7 +176,7 @@ def _conv(c_in, c_out, stride=1, kernel=3):
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class FusionColorizer(_FlipAverage):
+class FusionColorizer(_PixelColorizer):
     """Iizuka, Simo-Serra and Ishikawa's global-feature fusion network ("Let there be color!", SIGGRAPH 2016),
     scaled to 128x128 faces: l_norm (N x 1 x H x W, sides divisible by 8) to ab_norm (N x 2 x H x W).
 
@@ -193,7 +193,7 @@ class FusionColorizer(_FlipAverage):
     - colorization: 3x3 convolutions of 2K, (upsample x2) K, K, (upsample x2) K/2 maps and a 3x3 convolution to
       a*b* at half the input's side (nearest upsampling, as in the paper), bilinearly upsampled to full size.
     The output is linear (ab_norm is signed), or Tanh with `tanh=True`; the paper's Sigmoid fits its [0, 1] a*b*.
-    `flip_average=True`: test-time mirror averaging (_FlipAverage).
+    `flip_average=True`: test-time mirror averaging (_PixelColorizer).
     """
 
     side_multiple = 8
@@ -223,8 +223,6 @@ class FusionColorizer(_FlipAverage):
         self.out = nn.Tanh() if tanh else nn.Identity()
 
     def _predict(self, l_norm):
-        if l_norm.shape[-1] % 8 or l_norm.shape[-2] % 8:
-            raise ValueError(f"FusionColorizer needs sides divisible by 8, got {tuple(l_norm.shape[-2:])}")
         low = self.low(l_norm)
         size = self.args["global_size"]
         if l_norm.shape[-2:] != (size, size):  # any photo: the global branch sees a fixed-size view of it

@@ -46,7 +46,7 @@ def prepare_data(args, device):
     if len(train_idx) == 0 or len(eval_idx) == 0:
         raise UserError(f"{len(rgb)} image(s) are too few to split into training and {eval_split} images")
     train_rgb = rgb[train_idx].to(device)
-    train_l, train_ab = augmented_network_data(train_rgb, args.augment_factor, args.seed)
+    train_l, train_ab = augmented_network_data(train_rgb, args.augment_factor, _draw_seed(args.seed, 1))
     eval_l, eval_ab = data.to_network(rgb[eval_idx].to(device))
     return {"train_l": train_l, "train_ab": train_ab, "train_draw": 1,
             "eval_l": eval_l, "eval_ab": eval_ab, "eval_split": eval_split,
@@ -62,11 +62,16 @@ def training_data(prepared, args, epoch):
     if not args.fresh_augment:
         return prepared["train_l"], prepared["train_ab"]
     if prepared["train_draw"] != epoch:
-        seed = args.seed if epoch == 1 else args.seed * 1000 + epoch
-        augmented_network_data(prepared["train_rgb"], args.augment_factor, seed,
+        augmented_network_data(prepared["train_rgb"], args.augment_factor, _draw_seed(args.seed, epoch),
                                out=(prepared["train_l"], prepared["train_ab"]))
         prepared["train_draw"] = epoch
     return prepared["train_l"], prepared["train_ab"]
+
+
+def _draw_seed(seed, epoch):
+    """The augmentation seed of `epoch`'s draw: the run's own seed for the first (the one fixed set without
+    --fresh-augment), a distinct one for each later epoch."""
+    return seed if epoch == 1 else seed * 1000 + epoch
 
 
 def minibatches(n, batch_size, seed, rank=0, world=1):

@@ -133,14 +133,17 @@ class WeightAverage:
     def __init__(self, model, decay):
         self.decay = decay
         self.model = copy.deepcopy(model).requires_grad_(False)
+        # load_state_dict copies into these same tensors, so the pairs are listed once, not at every step
+        self._averaged, self._trained = self._floats(self.model), self._floats(model)
 
     @staticmethod
     def _floats(model):
         return [t for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()]
 
-    def update(self, model):
+    def update(self):
+        """Move the average towards the trained model's current weights."""
         with torch.no_grad():
-            torch._foreach_lerp_(self._floats(self.model), self._floats(model), 1 - self.decay)
+            torch._foreach_lerp_(self._averaged, self._trained, 1 - self.decay)
 
 
 def make_optimizer(model, args):
@@ -201,7 +204,7 @@ def fit(model, run, args, target=None):
             steps, part_sum, part_seen, complete = train_epoch(train_model, optimizer, train_l, target(train_ab),
                                                                args.batch_size, epoch, args.seed, stop, skip_steps,
                                                                args.bf16, loss_fn,
-                                                               average and (lambda: average.update(model)))
+                                                               average and average.update)
         except torch.OutOfMemoryError:
             raise UserError(f"--batch-size {args.batch_size}: out of GPU memory in epoch {epoch}; try --batch-size "
                             f"{max(1, args.batch_size // 2)} (the last checkpoint is kept)") from None

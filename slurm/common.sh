@@ -7,8 +7,8 @@
 #                  (default: python3 from MODULES)
 #   MODULES        modules to load where `module` exists (default: "pytorch", HiPerGator's PyTorch module, when
 #                  PYTHON is not set; nothing when it is). A version: MODULES=pytorch/2.8.0 (`module spider pytorch`)
-#   DEVICE         --device of the python scripts (default: cuda in the GPU scripts, so a job that got no usable
-#                  GPU stops at once instead of training on the CPU of a GPU node)
+#   DEVICE         --device of the python scripts (default: cuda, as every script asks for a GPU: a job that got
+#                  no usable GPU stops at once instead of training on the CPU of a GPU node)
 #   DATA_DIR       --data-dir for the scripts (default: the scripts' own: face_images/, ../shared/face_images)
 #   OUT_DIR        output folder (default per script, named after the job id so a requeued job finds it)
 #   EXTRA_ARGS     more flags for the python script, e.g. "--epochs 5 --limit 100"
@@ -75,3 +75,6 @@ run_requeueable() {
     echo "exit status $rc"
     return "$rc"
 }
+
+DEVICE=${DEVICE:-cuda}
+check_python "$DEVICE"  # before any script's real work

@@ -73,7 +73,7 @@ def test_weight_average_is_an_exponential_moving_average_of_every_step():
     expected = [p.detach().clone() for p in model.parameters()]
 
     def after_step():
-        average.update(model)
+        average.update()
         for mean, p in zip(expected, model.parameters()):
             mean.mul_(0.5).add_(p.detach(), alpha=0.5)
 
