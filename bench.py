@@ -2,9 +2,13 @@
 
 Owner of measuring only; it calls the same functions the scripts run, on the device --device picks. Stages:
 - prepare: load the 750 faces, split, x10 augment, convert to L*a*b* on the device (prepare.prepare_data);
-- bare loop: forward + backward + Adam step of the default Colorizer on one in-memory batch, nothing else;
-- train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping);
+- bare loop: forward + backward + Adam step of the default network on one in-memory batch, nothing else;
+- train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping), and
+  the minutes a whole default run (15 epochs of 6750 images) would take at that speed;
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded);
+- with --networks: the loop and photo rows for each network, given as train_colorize.py flags (e.g. --networks
+  "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns so that a
+  slow phase of a shared machine hits all alike;
 - peak memory: maximum RSS of a one-epoch `train_colorize.py` run (default settings) in a child process;
 - with --variants: the bare loop under bf16 autocast, torch.compile (and its CUDA-graph mode on CUDA), the
   contiguous memory format and batch 32;
@@ -20,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -37,7 +42,6 @@ import test_colorize
 import train_colorize
 import train_flags
 import training_loop
-from models import Colorizer
 
 HERE = Path(__file__).resolve().parent
 FULL_RUN_MODES = {"eager": [], "bf16": ["--bf16"], "compile": ["--compile"],
@@ -69,17 +73,38 @@ def bench_prepare(repeats, device):
     return timed(lambda: prepare.prepare_data(args, device), repeats, device)
 
 
-def default_colorizer(memory_format=torch.channels_last):
-    """The Colorizer train_colorize.py builds with no flags, in the memory format training_loop.fit uses."""
-    args = train_colorize.parse_args([])
-    model = Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips)
-    return model.to(memory_format=memory_format)
+def interleaved(fns, repeats, device):
+    """{name: median seconds} of each function of `fns`, timed in turns (after one warm-up call each)."""
+    times = {name: [] for name in fns}
+    for name, fn in fns.items():
+        fn()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, 1, device))
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
-def bench_loops(prepared, steps, batch_size, repeats, device):
-    """(bare img/s, train-loop img/s) for the default Colorizer on the same data, batch size and optimiser."""
-    torch.manual_seed(0)
-    model = default_colorizer().to(device)
+def colorizer(flags="", memory_format=torch.channels_last):
+    """The network train_colorize.py builds with `flags` (a string; "" for its defaults), in the memory format
+    training_loop.fit uses."""
+    return train_colorize.build_colorizer(train_colorize.parse_args(shlex.split(flags)), None).to(
+        memory_format=memory_format)
+
+
+def bench_loops(prepared, steps, batch_size, repeats, device, networks):
+    """{flags: (bare img/s, train-loop img/s)} for each network on the same data, batch size and optimiser."""
+    loops = {}
+    for flags in networks:
+        torch.manual_seed(0)
+        loops[flags] = loop_pair(colorizer(flags).to(device), prepared, steps, batch_size)
+    seconds = interleaved({(flags, kind): fn for flags, pair in loops.items()
+                           for kind, fn in zip(("bare", "real"), pair)}, repeats, device)
+    return {flags: (steps * batch_size / seconds[flags, "bare"], steps * batch_size / seconds[flags, "real"])
+            for flags in networks}
+
+
+def loop_pair(model, prepared, steps, batch_size):
+    """(bare loop, train_epoch) over steps x batch_size images, as functions to time."""
     optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
 
@@ -98,12 +123,7 @@ def bench_loops(prepared, steps, batch_size, repeats, device):
         with contextlib.redirect_stderr(io.StringIO()):  # its progress lines
             training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop)
 
-    # interleave the two, so a slow phase of a shared machine hits both alike
-    bare_times, real_times = [], []
-    for _ in range(repeats):
-        bare_times.append(timed(bare, 1, device))
-        real_times.append(timed(real, 1, device))
-    return images / statistics.median(bare_times), images / statistics.median(real_times)
+    return bare, real
 
 
 def bench_variants(steps, batch_size, repeats, device):
@@ -119,7 +139,7 @@ def bench_variants(steps, batch_size, repeats, device):
         batch = options.get("batch", batch_size)
         x, y = torch.rand(batch, 1, 128, 128, device=device), torch.rand(batch, 2, 128, 128, device=device)
         torch.manual_seed(0)
-        model = default_colorizer(options.get("memory_format", torch.channels_last)).to(device)
+        model = colorizer(memory_format=options.get("memory_format", torch.channels_last)).to(device)
         optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
         run = torch.compile(model, mode=options["compile"]) if "compile" in options else model
 
@@ -142,13 +162,16 @@ def bench_variants(steps, batch_size, repeats, device):
     return rows
 
 
-def bench_photo(repeats, device):
-    model, _ = test_colorize.load_colorizer(HERE / "outputs" / "colorizer.pt", device)
+def bench_photo(repeats, device, networks):
+    """{flags: seconds} to colorize a 4000x3000 photo with each network (untrained weights compute the same as
+    trained ones), as test_colorize.py --input does."""
+    models = {flags: colorizer(flags, torch.contiguous_format).to(device).eval() for flags in networks}
     face = cv2.imread(str(data.list_images(data.resolve_data_dir())[44]))
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo_4000x3000.jpg"
         cv2.imwrite(str(photo), cv2.resize(face, (4000, 3000), interpolation=cv2.INTER_CUBIC))
-        return timed(lambda: test_colorize.colorize_file(model, photo, Path(tmp), 256), repeats, device)
+        return interleaved({flags: (lambda m=model: test_colorize.colorize_file(m, photo, Path(tmp), 256))
+                            for flags, model in models.items()}, repeats, device)
 
 
 def peak_training_rss_mb(device):
@@ -186,12 +209,20 @@ def main():
                         help="timings per stage (the median is printed)")
     parser.add_argument("--steps", type=train_flags.positive_int, default=30, help="training steps per loop timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the one-epoch peak-memory run (~40 s on a CPU)")
+    parser.add_argument("--networks", nargs="+", default=[""], metavar="FLAGS",
+                        help='networks for the loop and photo rows, each as train_colorize.py flags in one string '
+                             '("": its defaults)')
     parser.add_argument("--variants", action="store_true",
                         help="also time bf16 autocast, torch.compile, the contiguous format and batch 32")
     parser.add_argument("--full-run", nargs="+", choices=tuple(FULL_RUN_MODES), default=[], metavar="MODE",
                         help=f"also time the whole default training run in each MODE ({', '.join(FULL_RUN_MODES)}); "
                              "about 15 minutes per mode on a 2-core CPU")
     args = parser.parse_args()
+    for flags in args.networks:
+        try:
+            colorizer(flags)
+        except SystemExit:
+            parser.error(f"--networks {flags!r}: not flags train_colorize.py accepts (see above)")
     runtime.keep_freed_memory()
     try:
         device = runtime.pick_device(args.device)
@@ -202,15 +233,17 @@ def main():
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, Python {platform.python_version()}")
     rows = [("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s")]
     prepared = prepare.prepare_data(train_colorize.parse_args([]), device)
-    bare, real = bench_loops(prepared, args.steps, 10, args.repeats, device)
-    rows += [("bare loop: fwd + bwd + Adam, default Colorizer, batch 10", f"{bare:.0f} img/s"),
-             ("train_colorize loop (training_loop.train_epoch), batch 10", f"{real:.0f} img/s"),
-             ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
+    images = prepared["train_l"].shape[0] * 15
+    for flags, (bare, real) in bench_loops(prepared, args.steps, 10, args.repeats, device, args.networks).items():
+        rows += [(f"[{flags or 'defaults'}] bare loop: fwd + bwd + Adam, batch 10", f"{bare:.0f} img/s"),
+                 (f"[{flags or 'defaults'}] train_colorize loop (training_loop.train_epoch)",
+                  f"{real:.0f} img/s = {images / real / 60:.1f} min for 15 epochs"),
+                 ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
     del prepared
     if args.variants:
         rows += bench_variants(args.steps, 10, args.repeats, device)
-    rows.append(("colorize a 4000x3000 photo (--input; model load excluded)",
-                 f"{bench_photo(args.repeats, device):.2f} s"))
+    rows += [(f"[{flags or 'defaults'}] colorize a 4000x3000 photo (--input; model load excluded)", f"{seconds:.2f} s")
+             for flags, seconds in bench_photo(args.repeats, device, args.networks).items()]
     if not args.no_memory:
         rows.append(("peak RSS, default train_colorize.py run (1 epoch)", f"{peak_training_rss_mb(device):.0f} MB"))
     rows += [full_run(mode, device) for mode in args.full_run]

@@ -1,8 +1,9 @@
 """Checkpoint files: what a checkpoint holds, writing it atomically, loading it safely, and runs not overwritten.
 
 Owner of: the checkpoint dict (state_dicts, with --ema the averaged and the trained weights, model arguments,
-flags, split names, metrics, the position inside an epoch), atomic save, weights_only load with one-line reasons
-for files that are not checkpoints, and the refusal to start a new run in a folder that already holds one.
+flags, split names, metrics, the position inside an epoch) and its model-only form for shipping, atomic save,
+weights_only load with one-line reasons for files that are not checkpoints, and the refusal to start a new run
+in a folder that already holds one.
 """
 import os
 import pickletools
@@ -27,6 +28,15 @@ def checkpoint(model, optimizer, scheduler, epoch, partial, args, prepared, metr
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
             "partial": list(partial), "args": vars(args), "metrics": metrics,
             **{f"{split}_names": prepared[f"{split}_names"] for split in ("train", "val", "test")}}
+
+
+RESUME_ONLY = ("optimizer", "scheduler", "train_model")  # what only resuming a run needs
+
+
+def model_only(checkpoint):
+    """A finished run's checkpoint without what only resuming needs (optimiser and scheduler state, the trained
+    weights beside an average): about a third of the size, for shipping a model to be tested and used."""
+    return {key: value for key, value in checkpoint.items() if key not in RESUME_ONLY}
 
 
 def _cpu_state(model):

@@ -25,7 +25,8 @@ HEADER = 24  # pixels
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
-    parser.add_argument("checkpoints", nargs="+", help="Colorizer checkpoints, one column each")
+    parser.add_argument("checkpoints", nargs="+",
+                        help="colorizer checkpoints (Colorizer or FusionColorizer), one column each")
     parser.add_argument("--labels", nargs="+", help="column titles (default: the checkpoint folder names)")
     parser.add_argument("--faces", type=train_flags.positive_int, default=8,
                         help="test faces (rows), from the split's start")

@@ -12,12 +12,14 @@ interrupted table continues where it stopped. `table` prints both stages as mark
     python experiments.py screen        # about 45 min on a 2-core CPU
     python experiments.py final         # about 2 h on a 2-core CPU
     python experiments.py table
+    python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/
 """
 import argparse
 import json
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,13 +27,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import checkpoints
+from models import COLORIZERS
+
 HERE = Path(__file__).resolve().parent
-# Flags every run of a stage gets before its line's own (which override them). Screening starts from the spec's
-# plain network (no skips, one fixed augmented set) and 6 epochs, whatever the scripts' defaults are.
+# Flags every run of a stage gets before its line's own (which override them). Screening starts colorizer lines
+# from the spec's plain network (no skips, one fixed augmented set, no mirror average) and 6 epochs, whatever the
+# scripts' defaults are; a line that says --arch fusion starts from that network with the same settings.
+SCREEN_COLORIZER = ["--val-fraction", "0.1", "--epochs", "6", "--no-fresh-augment", "--no-flip-average"]
 STAGES = {"screen": {"list": HERE / "experiments" / "screen.txt", "seeds": (0,),
-                     "extra": {"train_colorize.py": ["--val-fraction", "0.1", "--epochs", "6", "--no-skips",
-                                                     "--no-fresh-augment"],
-                               "train_mean.py": ["--val-fraction", "0.1"]}},
+                     "extra": {("train_colorize.py", "unet"): SCREEN_COLORIZER + ["--arch", "unet", "--no-skips"],
+                               ("train_colorize.py", "fusion"): SCREEN_COLORIZER,
+                               ("train_mean.py", None): ["--val-fraction", "0.1"]}},
           "final": {"list": HERE / "experiments" / "final.txt", "seeds": (0, 1, 2), "extra": {}}}
 
 
@@ -44,6 +51,14 @@ def read_configs(path):
         if words[0] not in ("train_colorize.py", "train_mean.py"):
             raise SystemExit(f"error: {path}: a line must start with train_colorize.py or train_mean.py: {words}")
     return configs
+
+
+def stage_flags(stage, words):
+    """The flags `stage` puts before the line `words` (script first)."""
+    arch = None
+    if words[0] == "train_colorize.py":
+        arch = words[words.index("--arch") + 1] if "--arch" in words[:-1] else "unet"
+    return STAGES[stage]["extra"].get((words[0], arch), [])
 
 
 def slug(words):
@@ -60,18 +75,20 @@ def summary_path(run_dir, words):
     return run_dir / f"{run_name(words)}_summary.json"
 
 
-def pending_runs(stage, runs_dir):
-    """(command, run folder) of every run of `stage` that has no summary yet; one that was interrupted (it has a
-    checkpoint) continues with --resume, as the training scripts never overwrite a saved run."""
+def pending_runs(stage, runs_dir, match=""):
+    """(command, run folder) of every run of `stage` (of its lines containing `match`) that has no summary yet; one
+    that was interrupted (it has a checkpoint) continues with --resume, as the training scripts never overwrite a
+    saved run."""
     spec = STAGES[stage]
     runs = []
     for words in read_configs(spec["list"]):
+        if match not in " ".join(words):
+            continue
         for seed in spec["seeds"]:
             run_dir = runs_dir / stage / f"{slug(words)}_seed{seed}"
             if not summary_path(run_dir, words).exists():
-                stage_flags = spec["extra"].get(words[0], [])
                 resume = ["--resume"] if (run_dir / f"{run_name(words)}.pt").exists() else []
-                runs.append(([sys.executable, words[0], *stage_flags, *words[1:], "--seed", str(seed),
+                runs.append(([sys.executable, words[0], *stage_flags(stage, words), *words[1:], "--seed", str(seed),
                               "--out-dir", str(run_dir), *resume], run_dir))
     return runs
 
@@ -86,9 +103,14 @@ def run_one(command, run_dir, threads):
     return done.returncode, time.perf_counter() - start
 
 
-def run_stage(stage, runs_dir, jobs):
-    """Run the stage's missing runs, `jobs` at a time (each then gets cores / jobs threads)."""
-    runs = pending_runs(stage, runs_dir)
+def run_stage(stage, runs_dir, jobs, match):
+    """Run the stage's missing runs (of the lines containing `match`), `jobs` at a time (each then gets cores / jobs
+    threads)."""
+    if not any(match in " ".join(words) for words in read_configs(STAGES[stage]["list"])):
+        raise SystemExit(f"error: --match {match!r}: no line of {STAGES[stage]['list'].name} contains it")
+    runs = pending_runs(stage, runs_dir, match)
+    if not runs:
+        print(f"every {stage} run has its summary in {runs_dir / stage}: nothing to run")
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     with ThreadPoolExecutor(jobs) as pool:
         results = pool.map(lambda run: run_one(*run, threads), runs)
@@ -125,25 +147,56 @@ def table(stage, runs_dir):
               f"{spread([s['train_seconds'] / 60 for s in summaries], 1)} |")
 
 
+# for `ship`, each kind of run: its model kinds and the name its training log gets (the script's)
+SHIPPED = {"colorizer": (COLORIZERS, "train_colorize.log"), "mean_chroma": ("MeanChromaNet", "train_mean.log")}
+
+
+def ship(run_dir, to_dir):
+    """Make a finished run the shipped model: <to_dir>/<name>.pt without the state only resuming needs, its CSV
+    log, loss curve and summary, and its train.log without the progress lines."""
+    names = [name for name in SHIPPED if (run_dir / f"{name}_summary.json").exists()]
+    if not names:
+        raise SystemExit(f"error: {run_dir}: no finished run (no colorizer_summary.json or mean_chroma_summary.json)")
+    name = names[0]
+    kinds, log_name = SHIPPED[name]
+    checkpoint = checkpoints.load_checkpoint(run_dir / f"{name}.pt", "cpu", kinds)
+    to_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints.save_checkpoint(to_dir / f"{name}.pt", checkpoints.model_only(checkpoint))
+    for extra in (f"{name}.csv", f"{name}_loss.png", f"{name}_summary.json"):
+        if (run_dir / extra).exists():
+            shutil.copyfile(run_dir / extra, to_dir / extra)
+    log = (run_dir / "train.log").read_text().splitlines() if (run_dir / "train.log").exists() else []
+    (to_dir / log_name).write_text("".join(f"{line}\n" for line in log if not line.startswith("  epoch")))
+    print(f"{run_dir} -> {to_dir}/{name}.pt ({(to_dir / f'{name}.pt').stat().st_size / 2 ** 20:.1f} MB) and its logs")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """--help keeps the docstring's line breaks and shows every flag's default."""
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("stage", choices=("screen", "final", "table"), help="what to do (see above)")
+    parser.add_argument("stage", choices=("screen", "final", "table", "ship"), help="what to do (see above)")
+    parser.add_argument("run_dir", nargs="?", type=Path, help="ship: the finished run to ship")
+    parser.add_argument("--to", type=Path, default=HERE / "outputs", help="ship: where the shipped model goes")
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with CPU cores / jobs threads)")
+    parser.add_argument("--match", default="", metavar="TEXT",
+                        help="screen/final: only the lines containing TEXT (e.g. --match='--arch fusion')")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs: must be a positive integer, got {args.jobs}")
+    if (args.stage == "ship") != (args.run_dir is not None):
+        parser.error("a run folder goes with ship, and only with ship")
     runs_dir = Path(args.runs_dir)
-    if args.stage == "table":
+    if args.stage == "ship":
+        ship(args.run_dir, args.to)
+    elif args.stage == "table":
         for stage in STAGES:
             table(stage, runs_dir)
             print()
     else:
-        run_stage(args.stage, runs_dir, args.jobs)
+        run_stage(args.stage, runs_dir, args.jobs, args.match)
 
 
 if __name__ == "__main__":

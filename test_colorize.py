@@ -1,4 +1,5 @@
-"""Evaluate a trained Colorizer on its test split and save PNGs; or colorize any photos with --input.
+"""Evaluate a trained colorizer on its test split (or validation split) and save PNGs; or colorize any photos
+with --input.
 
 Owner of this script's CLI and of writing images. The split is rebuilt from the file names stored in the
 checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
@@ -26,12 +27,15 @@ SHIPPED = Path("outputs/colorizer.pt")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
-    parser.add_argument("--checkpoint", help=f"trained Colorizer checkpoint (default: {TRAINED}, what "
+    parser.add_argument("--checkpoint", help=f"trained colorizer checkpoint (default: {TRAINED}, what "
                                              f"train_colorize.py writes by default, if it exists, else the "
                                              f"shipped model {SHIPPED})")
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
     parser.add_argument("--out-dir", help="where PNGs are written (default: colorized/ beside the checkpoint)")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="held-out split to evaluate: val needs a checkpoint trained with --val-fraction "
+                             "(a screening run)")
     parser.add_argument("--train", action="store_true", help="also evaluate the (un-augmented) training images")
     parser.add_argument("--baselines", action="store_true",
                         help="also print the reference points on the test split: a*=b*=0, the training images' "
@@ -42,6 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--input", nargs="+", metavar="PATH", help="colorize these images or folders instead")
     parser.add_argument("--work-size", type=train_flags.positive_int, default=256,
                         help="--input: longest side the network sees (rounded to what the network needs, 2^levels)")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
+                        help="average each prediction with that of the mirror image, mirrored back (default: as "
+                             "the checkpoint was trained)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     args = parser.parse_args(argv)
@@ -50,9 +57,14 @@ def parse_args(argv=None):
     return args
 
 
-def load_colorizer(path, device):
+def load_colorizer(path, device, flip_average=None):
+    """The checkpoint's model in eval mode on `device` (mirror averaging switched as asked, unless None), and the
+    checkpoint."""
     checkpoint = checkpoints.load_checkpoint(path, device, COLORIZERS)
-    model = build_model(checkpoint["model_kind"], checkpoint["model_args"]).to(device)
+    model_args = checkpoint["model_args"]
+    if flip_average is not None:
+        model_args = {**model_args, "flip_average": flip_average}
+    model = build_model(checkpoint["model_kind"], model_args).to(device)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return model, checkpoint
@@ -111,26 +123,26 @@ def evaluate_split(model, split, rgb, names, args, out_dir):
     return figures["mse"]
 
 
-def print_baselines(train_rgb, test_rgb):
-    """Test MSE (raw Lab units^2), PSNR and colorfulness of three predictions that need no network."""
-    test_l, test_ab = data.to_network(test_rgb)
+def print_baselines(train_rgb, held_out_rgb, split):
+    """Held-out MSE (raw Lab units^2), PSNR and colorfulness of three predictions that need no network."""
+    held_out_l, held_out_ab = data.to_network(held_out_rgb)
     _, train_ab = data.to_network(train_rgb)
-    guesses = {"a*=b*=0": torch.zeros_like(test_ab),
-               "training images' mean color": train_ab.mean((0, 2, 3), keepdim=True).expand_as(test_ab),
-               "each image's own mean color": test_ab.mean((2, 3), keepdim=True).expand_as(test_ab)}
+    guesses = {"a*=b*=0": torch.zeros_like(held_out_ab),
+               "training images' mean color": train_ab.mean((0, 2, 3), keepdim=True).expand_as(held_out_ab),
+               "each image's own mean color": held_out_ab.mean((2, 3), keepdim=True).expand_as(held_out_ab)}
     for name, guess in guesses.items():
-        scores = data.mean_scores(test_l, guess, test_ab)
-        print(f"baseline {name}: test MSE {scores['mse']:.2f}, "
+        scores = data.mean_scores(held_out_l, guess, held_out_ab)
+        print(f"baseline {name}: {split} MSE {scores['mse']:.2f}, "
               f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 
 def evaluate_dataset(model, checkpoint, args, out_dir):
     rgb, names = data.load_faces(args.data_dir)
-    needed = ("test", "train") if args.train or args.baselines else ("test",)
+    needed = (args.split, "train") if args.train or args.baselines else (args.split,)
     split_rgb = {split: rgb[data.select_by_name(names, checkpoint[f"{split}_names"])] for split in needed}
     if args.baselines:
-        print_baselines(split_rgb["train"], split_rgb["test"])
-    for split in ["test"] + (["train"] if args.train else []):
+        print_baselines(split_rgb["train"], split_rgb[args.split], args.split)
+    for split in [args.split] + (["train"] if args.train else []):
         evaluate_split(model, split, split_rgb[split], checkpoint[f"{split}_names"], args, out_dir)
     print(f"PNGs in {out_dir}")
 
@@ -155,7 +167,7 @@ def expand_inputs(paths):
 
 def work_shape(height, width, multiple, work_size):
     """Network input size: the image scaled so its longest side is at most work_size, sides multiples of
-    `multiple` (what the network needs: 2^levels for the Colorizer)."""
+    `multiple` (what the network needs: 2^levels for the Colorizer, 8 for the FusionColorizer)."""
     if min(height, width) < multiple:
         raise data.DataError(f"{height}x{width} is smaller than {multiple} pixels on a side")
     scale = min(1.0, work_size / max(height, width))
@@ -209,14 +221,18 @@ def colorize_inputs(model, files, out_dir, work_size):
 def main(argv=None):
     args = parse_args(argv)
     device = runtime.pick_device(args.device)
-    model, checkpoint = load_colorizer(args.checkpoint, device)
-    print(f"checkpoint {args.checkpoint}: {checkpoint['epoch']} epochs, seed {checkpoint['args']['seed']}")
+    model, checkpoint = load_colorizer(args.checkpoint, device, args.flip_average)
+    print(f"checkpoint {args.checkpoint}: {checkpoint['model_kind']}, {checkpoint['epoch']} epochs, "
+          f"seed {checkpoint['args']['seed']}, mirror average {'on' if model.args['flip_average'] else 'off'}")
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
         failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
         if failures:
             raise runtime.UserError(f"{failures} input(s) could not be colorized")
     else:
+        if not checkpoint.get(f"{args.split}_names"):
+            raise runtime.UserError(f"--split {args.split}: {args.checkpoint} has no {args.split} images "
+                                    f"(a validation split needs a run trained with --val-fraction)")
         evaluate_dataset(model, checkpoint, args, out_folder(args.out_dir))
 
 

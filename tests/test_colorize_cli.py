@@ -19,7 +19,7 @@ import checkpoints
 import runtime
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
 
-TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--features", 8]
+TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--arch", "unet", "--no-flip-average", "--features", 8]
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +215,26 @@ def test_baselines_are_printed_in_raw_units(trained, tmp_path):
     assert printed["each image's own mean color"] < printed["training images' mean color"] < printed["a*=b*=0"]
 
 
+def test_validation_split_and_mirror_average_switch(trained, tmp_path):
+    out = tmp_path / "screen"
+    trained_val = run_script("train_colorize.py", *TINY, "--epochs", 1, "--val-fraction", 0.2, "--out-dir", out)
+    assert trained_val.returncode == 0, trained_val.stderr
+    final_val = float(re.search(r"final val MSE ([\d.]+)", trained_val.stdout).group(1))
+    scores = {}
+    for switch in ("--no-flip-average", "--flip-average"):
+        result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
+                            "--split", "val", switch, "--pngs", 0, "--out-dir", tmp_path / "pngs")
+        assert result.returncode == 0, result.stderr
+        assert f"mirror average {'on' if switch == '--flip-average' else 'off'}" in result.stdout
+        scores[switch] = float(re.search(r"val: \d+ images, MSE .* mean ([\d.]+)", result.stdout).group(1))
+    assert scores["--no-flip-average"] == pytest.approx(final_val, abs=0.01)  # trained without mirror averaging
+    assert scores["--flip-average"] != pytest.approx(final_val, abs=0.01)
+    no_val = run_script("test_colorize.py", "--checkpoint", trained[0] / "colorizer.pt", "--data-dir", DATA_DIR,
+                        "--split", "val", "--out-dir", tmp_path / "none")
+    assert no_val.returncode == 1 and "--split val:" in no_val.stderr and "--val-fraction" in no_val.stderr
+    assert not (tmp_path / "none").exists()
+
+
 def test_comparison_image_has_labelled_columns_from_gray_to_truth(trained, tmp_path):
     out, _ = trained
     classify = tmp_path / "classify"
@@ -266,6 +286,6 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
                        "--out-dir", tmp_path / "photo")
     assert photo.returncode == 0, photo.stderr
     assert cv2.imread(str(tmp_path / "photo" / "odd.png")).shape == (517, 333, 3)
-    plain = run_script("train_colorize.py", "--data-dir", DATA_DIR, "--limit", 20, "--epochs", 2, "--resume",
-                       "--out-dir", out)  # --arch unet by default: not this checkpoint's kind
+    plain = run_script("train_colorize.py", "--data-dir", DATA_DIR, "--limit", 20, "--arch", "unet", "--epochs", 2,
+                       "--resume", "--out-dir", out)  # not this checkpoint's kind
     assert plain.returncode == 1 and "not a Colorizer checkpoint (found FusionColorizer)" in plain.stderr

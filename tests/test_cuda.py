@@ -19,7 +19,7 @@ from models import Colorizer
 from runtime import StopFlag
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (tools/gpu_check.sh)")
-TINY = ["--data-dir", DATA_DIR, "--limit", 40, "--features", 8, "--epochs", 1]
+TINY = ["--data-dir", DATA_DIR, "--limit", 40, "--width", 8, "--epochs", 1]  # the default network, narrower
 GRAPHS = ["--compile", "--compile-mode", "reduce-overhead"]
 
 

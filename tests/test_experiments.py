@@ -12,11 +12,13 @@ import experiments
 import train_colorize
 import checkpoints
 import prepare
+import runtime
 import train_mean
 from conftest import DATA_DIR
 
-CONFIGS = sorted({" ".join(words) for stage in experiments.STAGES.values()
-                  for words in experiments.read_configs(stage["list"])})
+# every line of both stages, with the flags its stage puts before it (as experiments.py runs it)
+CONFIGS = sorted({" ".join([words[0], *experiments.stage_flags(stage, words), *words[1:]])
+                  for stage, spec in experiments.STAGES.items() for words in experiments.read_configs(spec["list"])})
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -26,13 +28,13 @@ def test_every_configuration_of_the_table_trains(config, tmp_path):
     main([*flags, "--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "1", "--out-dir", str(tmp_path)])
     name = "colorizer" if script == "train_colorize.py" else "mean_chroma"
     summary = json.loads((tmp_path / f"{name}_summary.json").read_text())
-    assert summary["eval_split"] == "test" and summary["epochs"] == 1
+    assert summary["eval_split"] == ("val" if "--val-fraction" in flags else "test") and summary["epochs"] == 1
     assert 0 < summary["figures"]["mse"] < 1000 and summary["figures"]["psnr"] > 10
 
 
 def test_validation_run_holds_out_images_and_never_evaluates_the_test_split(tmp_path):
     train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "40", "--val-fraction", "0.2", "--epochs", "1",
-                         "--features", "4", "--out-dir", str(tmp_path)])
+                         "--arch", "unet", "--features", "4", "--out-dir", str(tmp_path)])
     checkpoint = checkpoints.load_checkpoint(tmp_path / "colorizer.pt", torch.device("cpu"), "Colorizer")
     train, val, test = (set(checkpoint[f"{split}_names"]) for split in ("train", "val", "test"))
     assert (len(train), len(val), len(test)) == (28, 8, 4)
@@ -95,3 +97,32 @@ def test_pending_runs_skip_finished_resume_interrupted_and_start_new(tmp_path, m
     assert pending == {
         "colorize_skips_seed1": ["--skips", "--seed", "1", "--out-dir", str(runs / "colorize_skips_seed1"), "--resume"],
         "colorize_skips_seed2": ["--skips", "--seed", "2", "--out-dir", str(runs / "colorize_skips_seed2")]}
+
+
+def test_match_runs_only_the_lines_containing_it_and_names_a_match_of_none(tmp_path, monkeypatch):
+    listing = tmp_path / "final.txt"
+    listing.write_text("train_colorize.py --skips\ntrain_colorize.py --arch fusion\n")
+    monkeypatch.setitem(experiments.STAGES, "final", {"list": listing, "seeds": (0,), "extra": {}})
+    pending = experiments.pending_runs("final", tmp_path / "runs", "--arch fusion")
+    assert [run_dir.name for _, run_dir in pending] == ["colorize_arch_fusion_seed0"]
+    with pytest.raises(SystemExit, match="--match 'classify': no line of final.txt contains it"):
+        experiments.main(["final", "--runs-dir", str(tmp_path / "runs"), "--match=classify"])
+
+
+def test_ship_makes_a_finished_run_the_shipped_model_without_what_only_resuming_needs(tmp_path):
+    run, shipped_dir = tmp_path / "run", tmp_path / "outputs"
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "20", "--width", "4", "--epochs", "1"]
+    train_colorize.main([*flags, "--out-dir", str(run)])
+    (run / "train.log").write_text("header\n  epoch 1: 90/180 images, 9 img/s\nepoch   1  train MSE 9\n")
+    experiments.main(["ship", str(run), "--to", str(shipped_dir)])
+    full = torch.load(run / "colorizer.pt", weights_only=True)
+    shipped = torch.load(shipped_dir / "colorizer.pt", weights_only=True)
+    assert set(full) - set(shipped) == {"optimizer", "scheduler"}
+    assert all(torch.equal(shipped["model"][k], full["model"][k]) for k in full["model"])
+    assert (shipped_dir / "colorizer.pt").stat().st_size < 0.5 * (run / "colorizer.pt").stat().st_size
+    assert (shipped_dir / "train_colorize.log").read_text() == "header\nepoch   1  train MSE 9\n"
+    assert (shipped_dir / "colorizer.csv").read_bytes() == (run / "colorizer.csv").read_bytes()
+    with pytest.raises(runtime.UserError, match="a shipped model without optimiser state"):
+        train_colorize.main([*flags, "--epochs", "2", "--resume", "--out-dir", str(shipped_dir)])
+    with pytest.raises(SystemExit, match="no finished run"):
+        experiments.main(["ship", str(tmp_path), "--to", str(shipped_dir)])

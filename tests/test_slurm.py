@@ -14,7 +14,8 @@ import torch
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT
 from slurm_cluster import Cluster, missing_requirements
 
-TINY = "--limit 20 --epochs 1 --features 8"
+TINY = "--limit 20 --epochs 1 --features 8"  # train_mean.py
+TINY_COLORIZE = "--limit 20 --epochs 1 --width 4"  # the default network, narrower
 SMALL_JOB = ["--cpus-per-task=1", "--mem=2gb"]  # the scripts ask for a real GPU node's share
 
 
@@ -44,7 +45,7 @@ def _log(tmp_path, name, job_id):
 
 def test_train_mean_then_train_and_test_colorize_jobs(cluster, tmp_path):
     mean = _submit(cluster, tmp_path, "train_mean.sbatch", TINY, OUT_DIR=str(tmp_path / "mean"))
-    colorize = _submit(cluster, tmp_path, "train_colorize.sbatch", TINY, OUT_DIR=str(tmp_path / "col"))
+    colorize = _submit(cluster, tmp_path, "train_colorize.sbatch", TINY_COLORIZE, OUT_DIR=str(tmp_path / "col"))
     for job_id, name in ((mean, "train_mean"), (colorize, "train_colorize")):
         assert cluster.wait(job_id, watch=[tmp_path])["JobState"] == "COMPLETED", _log(tmp_path, name, job_id)
     assert (tmp_path / "mean" / "mean_chroma.pt").is_file()
@@ -65,7 +66,8 @@ def test_a_job_stops_at_once_naming_what_to_set_without_torch_or_gpu(cluster, tm
     python.write_text(f"#!/bin/sh\nPYTHONPATH={no_torch} exec {sys.executable} \"$@\"\n")
     python.chmod(0o755)
     settings = {"no torch": {"PYTHON": str(python)}, "no GPU": {"DEVICE": None}}  # DEVICE: the script's default
-    jobs = {case: _submit(cluster, tmp_path, "train_colorize.sbatch", TINY, OUT_DIR=str(tmp_path / case), **env)
+    jobs = {case: _submit(cluster, tmp_path, "train_colorize.sbatch", TINY_COLORIZE, OUT_DIR=str(tmp_path / case),
+                          **env)
             for case, env in settings.items()}
     logs = {}
     for case, job in jobs.items():
@@ -80,8 +82,8 @@ def test_a_job_stops_at_once_naming_what_to_set_without_torch_or_gpu(cluster, tm
 
 def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     configs = tmp_path / "experiments.txt"
-    configs.write_text("# three tiny rows\ntrain_colorize.py --levels 3 --features 4 --no-skips\n\n"
-                       "train_colorize.py --levels 4 --features 4 --skips\ntrain_mean.py --features 4\n")
+    configs.write_text("# three tiny rows\ntrain_colorize.py --arch unet --levels 3 --features 4 --no-skips\n\n"
+                       "train_colorize.py --arch unet --levels 4 --features 4 --skips\ntrain_mean.py --features 4\n")
     job = _submit(cluster, tmp_path, "experiments.sbatch", "--limit 20 --epochs 1", "--array=0-2",
                   OUT_DIR=str(tmp_path / "exp"), EXPERIMENTS=str(configs), SEEDS="0",
                   STAGE_ARGS="--val-fraction 0.2")
@@ -95,7 +97,7 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
 
 
 def test_multigpu_script_starts_one_process_per_allocated_gpu(cluster, tmp_path):
-    job = _submit(cluster, tmp_path, "train_colorize_multigpu.sbatch", TINY + " --limit 40",
+    job = _submit(cluster, tmp_path, "train_colorize_multigpu.sbatch", TINY_COLORIZE + " --limit 40",
                   OUT_DIR=str(tmp_path / "ddp"), OMP_NUM_THREADS="1")
     info = cluster.wait(job, watch=[tmp_path])
     log = _log(tmp_path, "train_colorize_multigpu", job)
@@ -111,7 +113,7 @@ def _epochs_logged(out):
 
 def test_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_path):
     out, epochs = tmp_path / "col", 6
-    job = _submit(cluster, tmp_path, "train_colorize.sbatch", f"--limit 40 --features 8 --epochs {epochs}",
+    job = _submit(cluster, tmp_path, "train_colorize.sbatch", f"--limit 40 --width 4 --epochs {epochs}",
                   OUT_DIR=str(out))
     running = cluster.wait_until(job, lambda info: _epochs_logged(out) >= 1 or info["JobState"] != "RUNNING"
                                  and info["JobState"] != "PENDING", watch=[tmp_path])
@@ -133,7 +135,7 @@ def test_time_limit_checkpoints_requeues_and_finishes(cluster, tmp_path):
 
 def test_torchrun_two_processes_gloo(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(ROOT / "train_colorize.py"), "--data-dir", str(DATA_DIR), *TINY.split(), "--limit", "40",
+               str(ROOT / "train_colorize.py"), "--data-dir", str(DATA_DIR), *TINY_COLORIZE.split(), "--limit", "40",
                "--out-dir", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD_S, cwd=ROOT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -1,31 +1,48 @@
-"""Build the narrated video tour (videotour/tour.mp4) from videotour/tour.txt and the current files.
+"""Build the narrated video tour (videotour/tour.mp4) from videotour/tour.txt, the current files and live runs.
 
 Owner of the tour only. tour.txt is a list of slides: a line starting with ">" says what is on screen, the lines
 after it (up to the next ">") are what the narrator says meanwhile. Slide kinds:
     > title TITLE | SUBTITLE
     > code FILE NAME [NAME ...]     the named functions, classes or Class.methods of FILE, with line numbers
     > code FILE START-END           those lines of FILE
+    > run COMMAND                   run COMMAND now (from the project folder) and show its terminal as it ran
     > log FILE [START-END] | CAPTION   a text file (a run's log) as a terminal
     > image FILE | CAPTION          a PNG, scaled to fit
     > text FILE HEADING | CAPTION   one "## HEADING" section of a markdown file
-Each slide is rendered to a 1280x720 PNG (pygments for code, DejaVu Sans Mono), its narration is spoken by
+"{out}" in a slide line is a scratch folder of this build, where the runs write (nothing in the project is
+overwritten), so a later image slide can show what a run wrote. A run is recorded in a pseudo-terminal (so its
+progress line redraws as a user sees it) with the time of every output chunk, and replayed through the pyte
+terminal emulator into frames: at its real speed, or faster when the run outlasts its narration, and the title
+bar then says how much faster.
+Each slide is rendered to 1280x720 PNGs (pygments for code, DejaVu Sans Mono), its narration is spoken by
 espeak-ng, and the slide stays up exactly as long as its narration plus PAUSE seconds. ffmpeg then encodes one
-H.264 + AAC MP4. Needs: ffmpeg, espeak-ng, fonts-dejavu-core (Debian packages), pygments and pillow (pip).
+H.264 + AAC MP4, and the build prints when each slide starts and for how long (videotour/build.log is the
+committed tour's listing). Needs: ffmpeg, espeak-ng, fonts-dejavu-core (Debian packages), pygments, pillow and
+pyte (pip).
 
-    python videotour/build.py                       # the full tour, about 6 minutes, ~1 min to build
+    python videotour/build.py > videotour/build.log   # the full tour, about 6.5 minutes, ~10 min to build
     python videotour/build.py --quick --out /tmp/q.mp4   # the first two slides, first sentence each (a test)
 """
 import argparse
 import ast
+import fcntl
 import io
+import math
+import os
+import pty
 import re
+import shlex
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import time
 import wave
 from pathlib import Path
 
+import pyte
 from PIL import Image, ImageDraw, ImageFont
 from pygments import highlight
 from pygments.formatters import ImageFormatter
@@ -38,6 +55,9 @@ PAUSE = 0.6  # seconds of silence after each narration
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 VOICE, WORDS_PER_MINUTE = "en-us", 172
 BACKGROUND, BAR_COLOR, TERMINAL = "#fdfdfb", "#24476b", "#1e1e1e"
+COLUMNS, ROWS = 110, 30  # the recorded terminal: fits the frame at 16 px
+FPS = 5  # replay frames per second of video
+HOLD = 2.0  # seconds a finished run's last screen stays up when its replay is sped up
 
 
 class TourError(Exception):
@@ -139,13 +159,14 @@ def code_slide(args):
     return paste_fit(canvas(f"{name}, lines {first}-{last}"), content)
 
 
-def text_block(lines, size, fg, bg):
-    """Monospace text as an image (tabs expanded, long lines cut)."""
+def text_block(lines, size, fg, bg, rows=None):
+    """Monospace text as an image (tabs expanded, long lines cut), `rows` lines high if given; a terminal's width
+    (COLUMNS) at least, so that a growing terminal keeps its scale from frame to frame."""
     face = font(size)
     lines = [line.expandtabs(4)[:150] for line in lines] or [""]
     step = size + 4
-    width = max(int(face.getlength(line)) for line in lines) + 24
-    block = Image.new("RGB", (max(width, 40), step * len(lines) + 24), bg)
+    width = max([int(face.getlength(line)) for line in lines] + [int(face.getlength("M" * COLUMNS))]) + 24
+    block = Image.new("RGB", (width, step * max(len(lines), rows or 0) + 24), bg)
     draw = ImageDraw.Draw(block)
     for i, line in enumerate(lines):
         draw.text((12, 12 + i * step), line, font=face, fill=fg)
@@ -197,6 +218,68 @@ def title_slide(args):
     return image
 
 
+# ---------------------------------------------------------------- live runs
+
+def record(words):
+    """Run `words` from the project folder in a COLUMNS x ROWS pseudo-terminal; returns ([(seconds since the start,
+    output bytes)], seconds it ran). A failing run is a TourError with its last line of output."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    command = [sys.executable if words[0] == "python" else words[0], *words[1:]]
+    start = time.perf_counter()
+    try:
+        process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                                   env={**os.environ, "COLUMNS": str(COLUMNS), "LINES": str(ROWS)})
+    finally:
+        os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: every writer of the terminal has exited
+            break
+        if not chunk:
+            break
+        chunks.append((time.perf_counter() - start, chunk))
+    os.close(master)
+    status = process.wait()
+    seconds = time.perf_counter() - start
+    if status != 0:
+        output = b"".join(c for _, c in chunks).decode(errors="replace").strip().splitlines() or ["no output"]
+        raise TourError(f"'{shlex.join(words)}' exited with status {status}: {output[-1].strip()}")
+    return chunks, seconds
+
+
+def replay(prompt, chunks, recorded, seconds):
+    """The terminal screens of a recording played back over `seconds` of video: ([(lines, seconds shown)], speed).
+    Real time if the run fits, else sped up so that its end is on screen for the last HOLD seconds."""
+    speed = max(1.0, recorded / max(seconds - HOLD, seconds / 2))
+    screen = pyte.Screen(COLUMNS, ROWS)
+    stream = pyte.ByteStream(screen)
+    stream.feed(prompt.encode() + b"\r\n")
+    shown, fed = [], 0
+    for step in range(math.ceil(seconds * FPS)):
+        while fed < len(chunks) and chunks[fed][0] <= step / FPS * speed:
+            stream.feed(chunks[fed][1])
+            fed += 1
+        lines = [line.rstrip() for line in screen.display]
+        if not shown or shown[-1][0] != lines:
+            shown.append((lines, step / FPS))
+    ends = [start for _, start in shown[1:]] + [seconds]
+    return [(lines, end - start) for (lines, start), end in zip(shown, ends)], speed
+
+
+def run_frames(command, seconds):
+    """Record `command` now and return its replay over `seconds` as [(1280x720 image, seconds shown)]."""
+    words = shlex.split(command)
+    chunks, recorded = record(words)
+    screens, speed = replay(f"$ {command}", chunks, recorded, seconds)
+    pace = "real time" if speed == 1 else f"played at {speed:.1f}x speed"
+    title = f"live run: {recorded:.0f} s as recorded, {pace}"
+    return [(paste_fit(canvas(title), text_block(lines, 16, "#e6e6e6", TERMINAL, rows=ROWS)), shown)
+            for lines, shown in screens]
+
+
 SLIDES = {"title": title_slide, "code": code_slide, "log": log_slide, "image": image_slide, "text": text_slide}
 
 
@@ -231,7 +314,7 @@ def join_wavs(parts, pause, out):
 
 
 def encode(slides, durations, audio, out):
-    """One MP4: each slide PNG held for its duration (ffmpeg concat demuxer), with the joined narration."""
+    """One MP4: each frame PNG held for its duration (ffmpeg concat demuxer), with the joined narration."""
     listing = slides[0].parent / "slides.ffconcat"
     entries = [f"file '{png.name}'\nduration {seconds:.3f}" for png, seconds in zip(slides, durations)]
     listing.write_text("ffconcat version 1.0\n" + "\n".join(entries) + f"\nfile '{slides[-1].name}'\n")
@@ -243,28 +326,39 @@ def encode(slides, durations, audio, out):
     tmp.replace(out)
 
 
+def frames(directive, seconds):
+    """[(image, seconds shown)] of one slide that lasts `seconds`: one image, or a run's replay."""
+    kind, _, args = directive.partition(" ")
+    if kind == "run":
+        return run_frames(args.strip(), seconds)
+    return [(render(directive), seconds)]
+
+
 def build(tour, out, quick=False):
-    """Render, narrate and encode the tour; returns (slides, seconds)."""
+    """Render, narrate, run and encode the tour; returns [(directive, start, seconds)] of its slides."""
     for tool in ("ffmpeg", "espeak-ng"):
         if shutil.which(tool) is None:
             raise TourError(f"{tool} not found (apt-get install ffmpeg espeak-ng fonts-dejavu-core)")
     slides = parse_tour(tour)
     if quick:
         slides = [(directive, re.split(r"(?<=[.!?])\s", narration)[0]) for directive, narration in slides[:2]]
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory(prefix="facecolor-tour-") as scratch:
         work = Path(work)
-        pngs, wavs, durations = [], [], []
+        pngs, wavs, durations, listing = [], [], [], []
         for i, (directive, narration) in enumerate(slides):
             if not narration:
                 raise TourError(f"slide '> {directive}' has no narration")
-            pngs.append(work / f"slide{i:03d}.png")
-            render(directive).save(pngs[-1])
             wavs.append(work / f"slide{i:03d}.wav")
-            durations.append(speak(narration, wavs[-1]) + PAUSE)
+            seconds = speak(narration, wavs[-1]) + PAUSE
+            listing.append((directive, sum(durations), seconds))
+            for j, (image, shown) in enumerate(frames(directive.replace("{out}", scratch), seconds)):
+                pngs.append(work / f"slide{i:03d}_{j:04d}.png")
+                image.save(pngs[-1])
+                durations.append(shown)
         join_wavs(wavs, PAUSE, work / "narration.wav")
         out.parent.mkdir(parents=True, exist_ok=True)
         encode(pngs, durations, work / "narration.wav", out)
-    return len(slides), sum(durations)
+    return listing
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -278,12 +372,16 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="only the first two slides, one sentence each")
     args = parser.parse_args(argv)
     try:
-        count, seconds = build(Path(args.tour), Path(args.out), args.quick)
+        listing = build(Path(args.tour), Path(args.out), args.quick)
     except (TourError, OSError) as err:
         sys.exit(f"error: {err}")
     except subprocess.CalledProcessError as err:
         sys.exit(f"error: {err.cmd[0]} failed: {err.stderr.decode(errors='replace').strip() if err.stderr else ''}")
-    print(f"{args.out}: {count} slides, {seconds:.1f} s")
+    for directive, start, seconds in listing:
+        print(f"{start // 60:3.0f}:{start % 60:04.1f}  {seconds:5.1f} s  {directive}")
+    total = sum(seconds for _, _, seconds in listing)
+    live = sum(seconds for directive, _, seconds in listing if directive.startswith("run "))
+    print(f"{args.out}: {len(listing)} slides, {total:.1f} s, live runs {live:.1f} s")
 
 
 if __name__ == "__main__":
