@@ -233,11 +233,12 @@ def main():
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, Python {platform.python_version()}")
     rows = [("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s")]
     prepared = prepare.prepare_data(train_colorize.parse_args([]), device)
-    images = prepared["train_l"].shape[0] * 15
+    epochs = train_colorize.parse_args([]).epochs
+    images = prepared["train_l"].shape[0] * epochs
     for flags, (bare, real) in bench_loops(prepared, args.steps, 10, args.repeats, device, args.networks).items():
         rows += [(f"[{flags or 'defaults'}] bare loop: fwd + bwd + Adam, batch 10", f"{bare:.0f} img/s"),
                  (f"[{flags or 'defaults'}] train_colorize loop (training_loop.train_epoch)",
-                  f"{real:.0f} img/s = {images / real / 60:.1f} min for 15 epochs"),
+                  f"{real:.0f} img/s = {images / real / 60:.1f} min for {epochs} epochs"),
                  ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
     del prepared
     if args.variants:

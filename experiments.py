@@ -111,6 +111,7 @@ def run_stage(stage, runs_dir, jobs, match):
     runs = pending_runs(stage, runs_dir, match)
     if not runs:
         print(f"every {stage} run has its summary in {runs_dir / stage}: nothing to run")
+        return
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     with ThreadPoolExecutor(jobs) as pool:
         results = pool.map(lambda run: run_one(*run, threads), runs)
@@ -154,10 +155,9 @@ SHIPPED = {"colorizer": (COLORIZERS, "train_colorize.log"), "mean_chroma": ("Mea
 def ship(run_dir, to_dir):
     """Make a finished run the shipped model: <to_dir>/<name>.pt without the state only resuming needs, its CSV
     log, loss curve and summary, and its train.log without the progress lines."""
-    names = [name for name in SHIPPED if (run_dir / f"{name}_summary.json").exists()]
-    if not names:
+    name = next((name for name in SHIPPED if (run_dir / f"{name}_summary.json").exists()), None)
+    if name is None:
         raise SystemExit(f"error: {run_dir}: no finished run (no colorizer_summary.json or mean_chroma_summary.json)")
-    name = names[0]
     kinds, log_name = SHIPPED[name]
     checkpoint = checkpoints.load_checkpoint(run_dir / f"{name}.pt", "cpu", kinds)
     to_dir.mkdir(parents=True, exist_ok=True)

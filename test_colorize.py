@@ -38,14 +38,15 @@ def parse_args(argv=None):
                              "(a screening run)")
     parser.add_argument("--train", action="store_true", help="also evaluate the (un-augmented) training images")
     parser.add_argument("--baselines", action="store_true",
-                        help="also print the reference points on the test split: a*=b*=0, the training images' "
-                             "mean color, each test image's own mean color")
+                        help="also print the reference points on the --split images: a*=b*=0, the training images' "
+                             "mean color, each image's own mean color")
     parser.add_argument("--pngs", type=train_flags.nonnegative_int, default=12,
                         help="images per split saved as [input | prediction | truth] PNGs and in the grid")
     parser.add_argument("--batch-size", type=train_flags.positive_int, default=50, help="images per evaluation batch")
     parser.add_argument("--input", nargs="+", metavar="PATH", help="colorize these images or folders instead")
     parser.add_argument("--work-size", type=train_flags.positive_int, default=256,
-                        help="--input: longest side the network sees (rounded to what the network needs, 2^levels)")
+                        help="--input: longest side the network sees (rounded to what the network needs: 8 for "
+                             "the fusion network, 2^levels for the U-Net)")
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
                         help="average each prediction with that of the mirror image, mirrored back (default: as "
                              "the checkpoint was trained)")

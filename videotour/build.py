@@ -286,7 +286,7 @@ SLIDES = {"title": title_slide, "code": code_slide, "log": log_slide, "image": i
 def render(directive):
     kind, _, args = directive.partition(" ")
     if kind not in SLIDES:
-        raise TourError(f"unknown slide kind {kind!r} in '> {directive}' (kinds: {', '.join(SLIDES)})")
+        raise TourError(f"unknown slide kind {kind!r} in '> {directive}' (kinds: {', '.join([*SLIDES, 'run'])})")
     return SLIDES[kind](args.strip())
 
 
@@ -344,13 +344,14 @@ def build(tour, out, quick=False):
         slides = [(directive, re.split(r"(?<=[.!?])\s", narration)[0]) for directive, narration in slides[:2]]
     with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory(prefix="facecolor-tour-") as scratch:
         work = Path(work)
-        pngs, wavs, durations, listing = [], [], [], []
+        pngs, wavs, durations, listing, start = [], [], [], [], 0.0
         for i, (directive, narration) in enumerate(slides):
             if not narration:
                 raise TourError(f"slide '> {directive}' has no narration")
             wavs.append(work / f"slide{i:03d}.wav")
             seconds = speak(narration, wavs[-1]) + PAUSE
-            listing.append((directive, sum(durations), seconds))
+            listing.append((directive, start, seconds))
+            start += seconds
             for j, (image, shown) in enumerate(frames(directive.replace("{out}", scratch), seconds)):
                 pngs.append(work / f"slide{i:03d}_{j:04d}.png")
                 image.save(pngs[-1])
