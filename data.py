@@ -2,7 +2,7 @@
 
 This module is the only owner of:
 - finding and reading the dataset (OpenCV reads BGR; it is converted to RGB once, in `read_rgb`);
-- the seeded 90/10 split, made before any augmentation;
+- the seeded 90/10 split, made before any augmentation, by image or by person (the identity table);
 - RGB <-> CIE L*a*b* conversion (sRGB, D65) and the normalisation the networks see;
 - the a*b* bins of the classification variant (quantisation and annealed-mean decoding);
 - the image-quality figures: MSE over a*b*, RGB PSNR and colorfulness (Hasler and Susstrunk 2003).
@@ -13,6 +13,7 @@ Units used across the project:
 - `l_norm` = L / 100 in [0, 1] (network input); `ab_norm` = ab / AB_SCALE, in [-1, 1] for sRGB colors
   (network output, linear or Tanh). Errors are always reported in raw Lab units (`ab_raw`).
 """
+import csv
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ IMAGE_SIZE = 128
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SCRIPT_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA_DIRS = (SCRIPT_DIR / "face_images", SCRIPT_DIR.parent / "shared" / "face_images")
+# who is pictured in each photo (tools/identify_faces.py): --split-by person keeps each person in one split
+IDENTITY_TABLE = SCRIPT_DIR / "identities" / "face_identities.csv"
 
 L_SCALE = 100.0
 AB_SCALE = 110.0  # every sRGB color has |a|, |b| < 110, so ab / 110 fits a Tanh output
@@ -127,16 +130,51 @@ def load_faces(data_dir=None, limit=None):
 
 # ---------------------------------------------------------------- split
 
-def split_indices(n, seed, test_fraction=0.1, val_fraction=0.0):
+def split_indices(n, seed, test_fraction=0.1, val_fraction=0.0, groups=None):
     """Seeded shuffle with torch.randperm, then (train, val, test) index tensors; test is the first part.
 
     The test part depends only on n, seed and test_fraction, so holding out a validation part (taken from the
-    training part) never changes which images are tested.
+    training part) never changes which images are tested. With `groups` (a label per image: the person pictured,
+    for --split-by person) the shuffle is over the groups and whole groups go to each part: test takes
+    round(groups x test_fraction) of them, validation round(groups x val_fraction), each group's images in index
+    order.
     """
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_test = round(n * test_fraction)
-    n_val = round(n * val_fraction)
-    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
+    if groups is None:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        n_test, n_val = round(n * test_fraction), round(n * val_fraction)
+        return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
+    labels = sorted(set(groups))
+    train, val, test = split_indices(len(labels), seed, test_fraction, val_fraction)
+    members = {label: [i for i, g in enumerate(groups) if g == label] for label in labels}
+    return tuple(torch.tensor([i for g in part.tolist() for i in members[labels[g]]], dtype=torch.long)
+                 for part in (train, val, test))
+
+
+def read_identities(path=IDENTITY_TABLE):
+    """{file name: person} from the identity table (CSV with columns file, person) of tools/identify_faces.py."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the identity table ({err.strerror})") from None
+    if not rows or not {"file", "person"} <= set(rows[0]):
+        raise DataError(f"{path}: not an identity table (CSV with the columns file and person)")
+    return {row["file"]: row["person"] for row in rows}
+
+
+def people_of(names, data_dir=None, path=IDENTITY_TABLE):
+    """The person pictured in each of `names` (files of the data folder), from the identity table. The table and
+    the folder must list the same photos: a DataError names those only one of them has."""
+    identities = read_identities(path)
+    folder = resolve_data_dir(data_dir)
+    on_disk = {p.name for p in list_images(folder)}
+    for what, extra in ((f"photo(s) of {folder} missing from {path}", on_disk - identities.keys()),
+                        (f"photo(s) named in {path} missing from {folder}", identities.keys() - on_disk)):
+        if extra:
+            shown = sorted(extra)
+            raise DataError(f"--split-by person: {len(shown)} {what}: {', '.join(shown[:5])}"
+                            f"{f' and {len(shown) - 5} more' if len(shown) > 5 else ''}")
+    return [identities[name] for name in names]
 
 
 def select_by_name(names, wanted):

@@ -5,12 +5,15 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
   (taken from the training part before augmentation); the test split is never evaluated. Settings are chosen here.
 - final: each line of experiments/final.txt (the chosen settings and the reference rows), seeds 0, 1, 2, trained on
   the whole 90% and evaluated on the 75 test images.
+- newfaces: each line of experiments/new_faces.txt, seeds 0, 1, 2, as final but split by person (--split-by
+  person): the 75 test photos are those of 5 people the network never saw.
 A run whose summary already exists is skipped and an interrupted one (a checkpoint, no summary) resumed, so an
 interrupted table continues where it stopped. `table` prints both stages as markdown from the runs'
 <name>_summary.json files.
 
     python experiments.py screen        # about 45 min on a 2-core CPU
     python experiments.py final         # about 2 h on a 2-core CPU
+    python experiments.py newfaces      # about 2 h on a 2-core CPU
     python experiments.py table
     python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/
 """
@@ -39,7 +42,8 @@ STAGES = {"screen": {"list": HERE / "experiments" / "screen.txt", "seeds": (0,),
                      "extra": {("train_colorize.py", "unet"): SCREEN_COLORIZER + ["--arch", "unet", "--no-skips"],
                                ("train_colorize.py", "fusion"): SCREEN_COLORIZER,
                                ("train_mean.py", None): ["--val-fraction", "0.1"]}},
-          "final": {"list": HERE / "experiments" / "final.txt", "seeds": (0, 1, 2), "extra": {}}}
+          "final": {"list": HERE / "experiments" / "final.txt", "seeds": (0, 1, 2), "extra": {}},
+          "newfaces": {"list": HERE / "experiments" / "new_faces.txt", "seeds": (0, 1, 2), "extra": {}}}
 
 
 def read_configs(path):
@@ -176,7 +180,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("stage", choices=("screen", "final", "table", "ship"), help="what to do (see above)")
+    parser.add_argument("stage", choices=(*STAGES, "table", "ship"), help="what to do (see above)")
     parser.add_argument("run_dir", nargs="?", type=Path, help="ship: the finished run to ship")
     parser.add_argument("--to", type=Path, default=HERE / "outputs", help="ship: where the shipped model goes")
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")

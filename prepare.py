@@ -32,8 +32,9 @@ def augmented_network_data(rgb, factor, seed, out=None):
 
 
 def prepare_data(args, device):
-    """Load, split 90/10 (and a validation part, with --val-fraction) before augmentation, then augment the
-    training part and convert both parts to Lab on `device` (only the decoded faces cross from the CPU).
+    """Load, split 90/10 by image or by person (--split-by; and a validation part, with --val-fraction) before
+    augmentation, then augment the training part and convert both parts to Lab on `device` (only the decoded
+    faces cross from the CPU).
 
     Returns a dict: train_l/train_ab (augmented, l_norm / ab_norm), eval_l/eval_ab (the held-out split the run
     is evaluated on), eval_split ("test", or "val" with --val-fraction), train_rgb (the training faces on the
@@ -41,7 +42,9 @@ def prepare_data(args, device):
     test_names.
     """
     rgb, names = data.load_faces(args.data_dir, args.limit)
-    train_idx, val_idx, test_idx = data.split_indices(len(rgb), args.seed, val_fraction=args.val_fraction)
+    groups = data.people_of(names, args.data_dir) if args.split_by == "person" else None
+    train_idx, val_idx, test_idx = data.split_indices(len(rgb), args.seed, val_fraction=args.val_fraction,
+                                                      groups=groups)
     eval_split, eval_idx = ("val", val_idx) if args.val_fraction > 0 else ("test", test_idx)
     if len(train_idx) == 0 or len(eval_idx) == 0:
         raise UserError(f"{len(rgb)} image(s) are too few to split into training and {eval_split} images")

@@ -67,6 +67,11 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
     parser.add_argument("--val-fraction", type=fraction, default=0.0,
                         help="hold out this fraction of all images from training (before augmentation) and evaluate "
                              "on it instead of the test split: for choosing settings without looking at the test set")
+    parser.add_argument("--split-by", choices=("image", "person"), default="image",
+                        help="image: any 10%% of the photos are tested (the course's split; their people are also "
+                             "in training); person: 10%% of the people, all their photos, are tested (and "
+                             "--val-fraction holds out people too), for faces never seen in training; who is who "
+                             "comes from identities/face_identities.csv")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, augmentation, init and batch order")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import data
-from conftest import DATA_DIR
+from conftest import DATA_DIR, write_faces
 
 
 def test_dataset_loads_as_rgb_float_tensor(faces):
@@ -201,3 +201,43 @@ def test_annealed_mean_between_mode_and_mean():
     assert sharp.tolist() == pytest.approx([0.5, 0.0], abs=1e-3)
     middle = data.annealed_mean(logits, bins_norm, 0.38).flatten()
     assert 0.25 < middle[0] < 0.5
+
+
+def test_identity_table_holds_50_people_of_15_photos_covering_the_dataset(faces):
+    identities = data.read_identities()
+    assert sorted(identities) == faces[1]
+    counts = {}
+    for person in identities.values():
+        counts[person] = counts.get(person, 0) + 1
+    assert len(counts) == 50 and set(counts.values()) == {15}
+
+
+@pytest.mark.parametrize("val_fraction", [0.0, 0.1])
+def test_split_by_person_keeps_each_person_in_one_part(faces, val_fraction):
+    people = data.people_of(faces[1], DATA_DIR)
+    train, val, test = data.split_indices(750, 0, val_fraction=val_fraction, groups=people)
+    parts = [{people[i] for i in part.tolist()} for part in (train, val, test)]
+    assert (len(parts[2]), len(test)) == (5, 75)
+    assert (len(parts[1]), len(val)) == ((5, 75) if val_fraction else (0, 0))
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sorted(train.tolist() + val.tolist() + test.tolist()) == list(range(750))
+    # the tested people depend on the seed only, not on the validation part
+    assert torch.equal(test, data.split_indices(750, 0, groups=people)[2])
+    assert parts[2] != {people[i] for i in data.split_indices(750, 1, groups=people)[2].tolist()}
+
+
+def test_identity_table_and_data_folder_must_list_the_same_photos(tmp_path):
+    folder = write_faces(tmp_path / "faces", 3)
+    names = [p.name for p in data.list_images(folder)]
+    table = tmp_path / "table.csv"
+    table.write_text("file,person\n" + "".join(f"{name},p{i}\n" for i, name in enumerate(names)))
+    assert data.people_of(names, folder, table) == ["p0", "p1", "p2"]
+    table.write_text("file,person\n" + f"{names[0]},p0\n{names[1]},p1\nelsewhere.jpg,p9\n")
+    with pytest.raises(data.DataError, match=f"1 photo\\(s\\) of {folder} missing from {table}: {names[2]}$"):
+        data.people_of(names, folder, table)
+    table.write_text("file,person\n" + "".join(f"{name},p{i}\n" for i, name in enumerate(names)) + "gone.jpg,p9\n")
+    with pytest.raises(data.DataError, match=f"1 photo\\(s\\) named in {table} missing from {folder}: gone.jpg$"):
+        data.people_of(names, folder, table)
+    table.write_text("name;who\n")
+    with pytest.raises(data.DataError, match="not an identity table"):
+        data.people_of(names, folder, table)

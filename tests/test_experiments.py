@@ -13,6 +13,7 @@ import train_colorize
 import checkpoints
 import prepare
 import runtime
+import test_colorize
 import train_mean
 from conftest import DATA_DIR
 
@@ -126,3 +127,16 @@ def test_ship_makes_a_finished_run_the_shipped_model_without_what_only_resuming_
         train_colorize.main([*flags, "--epochs", "2", "--resume", "--out-dir", str(shipped_dir)])
     with pytest.raises(SystemExit, match="no finished run"):
         experiments.main(["ship", str(tmp_path), "--to", str(shipped_dir)])
+
+
+def test_person_split_run_tests_people_it_never_trained_on_and_test_script_reads_it(tmp_path, capsys):
+    train_colorize.main(["--data-dir", str(DATA_DIR), "--split-by", "person", "--val-fraction", "0.1", "--epochs",
+                         "1", "--width", "4", "--augment-factor", "1", "--out-dir", str(tmp_path)])
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "colorizer.pt", torch.device("cpu"), "FusionColorizer")
+    people = data.read_identities()
+    train, val, test = ({people[name] for name in checkpoint[f"{split}_names"]} for split in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (40, 5, 5)
+    assert not (train & val or train & test or val & test)
+    assert checkpoint["args"]["split_by"] == "person"
+    test_colorize.main(["--checkpoint", str(tmp_path / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0"])
+    assert "test: 75 images" in capsys.readouterr().out

@@ -83,7 +83,7 @@ def test_a_job_stops_at_once_naming_what_to_set_without_torch_or_gpu(cluster, tm
 def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     configs = tmp_path / "experiments.txt"
     configs.write_text("# three tiny rows\ntrain_colorize.py --arch unet --levels 3 --features 4 --no-skips\n\n"
-                       "train_colorize.py --arch unet --levels 4 --features 4 --skips\ntrain_mean.py --features 4\n")
+                       "train_colorize.py --arch unet --levels 4 --features 4 --skips\ntrain_mean.py --features 4 --split-by person\n")
     job = _submit(cluster, tmp_path, "experiments.sbatch", "--limit 20 --epochs 1", "--array=0-2",
                   OUT_DIR=str(tmp_path / "exp"), EXPERIMENTS=str(configs), SEEDS="0",
                   STAGE_ARGS="--val-fraction 0.2")
@@ -92,7 +92,7 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     runs = [torch.load(tmp_path / "exp" / f"{task}-seed0" / name, weights_only=True)
             for task, name in ((0, "colorizer.pt"), (1, "colorizer.pt"), (2, "mean_chroma.pt"))]
     assert [(r["model_args"]["levels"], r["model_args"]["skips"]) for r in runs[:2]] == [(3, False), (4, True)]
-    assert runs[2]["model_args"]["features"] == 4
+    assert runs[2]["model_args"]["features"] == 4 and runs[2]["args"]["split_by"] == "person"
     assert all(r["args"]["val_fraction"] == 0.2 and r["args"]["epochs"] == 1 for r in runs)
 
 
