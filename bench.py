@@ -1,10 +1,15 @@
 """Speed benchmark: prints one table of every stage's speed (median of repeats), with machine and versions.
 
 Owner of measuring only; it calls the same functions the scripts run, on the device --device picks. Stages:
+- the hardware: this machine's measured matrix-multiply peaks in float32 and bfloat16 (GFLOP/s; what oneDNN or
+  cuBLAS reaches on large products), its CPU's vector and matrix units, and the default network's GFLOP per
+  training image (forward + backward, counted by torch.utils.flop_counter), so that every loop row also says what
+  fraction of the matching peak it reaches;
 - prepare: load the 750 faces, split, x10 augment, convert to L*a*b* on the device (prepare.prepare_data);
 - bare loop: forward + backward + Adam step of the default network on one in-memory batch, nothing else;
 - train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping), and
   the minutes a whole default run (15 epochs of 6750 images) would take at that speed;
+- with --precision float32 bfloat16: both loops in each precision (bfloat16: train_colorize.py --bf16), in turns;
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded);
 - with --networks: the loop and photo rows for each network, given as train_colorize.py flags (e.g. --networks
   "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns so that a
@@ -34,6 +39,7 @@ from pathlib import Path
 
 import cv2
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import data
 import prepare
@@ -44,6 +50,7 @@ import train_flags
 import training_loop
 
 HERE = Path(__file__).resolve().parent
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 FULL_RUN_MODES = {"eager": [], "bf16": ["--bf16"], "compile": ["--compile"],
                   "graphs": ["--compile", "--compile-mode", "reduce-overhead"],
                   "graphs+bf16": ["--compile", "--compile-mode", "reduce-overhead", "--bf16"]}
@@ -66,6 +73,36 @@ def timed(fn, repeats, device=torch.device("cpu")):
         wait_for(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def matmul_peak(dtype, device, size=2048, repeats=5):
+    """GFLOP/s of a size x size matrix product in `dtype`: the speed this machine's matrix units reach when the
+    work is large enough to keep them busy, the ceiling for a training loop in that precision."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    return 2 * size ** 3 / timed(lambda: a @ b, repeats, device) / 1e9
+
+
+def cpu_units():
+    """What the CPU offers for bfloat16: oneDNN/ATen's vector level, AVX-512 BF16 instructions, AMX tiles."""
+    flags = {"AVX-512 BF16": torch.cpu._is_avx512_bf16_supported(), "AMX": torch.cpu._is_amx_tile_supported()}
+    return f"{torch.backends.cpu.get_cpu_capability()}, " + ", ".join(
+        f"{name} {'yes' if present else 'no'}" for name, present in flags.items())
+
+
+def gflop_per_image(flags, batch_size=10):
+    """Forward + backward GFLOP per training image of the network `flags` builds, counted by
+    torch.utils.flop_counter (convolutions and matrix products; the optimiser and element-wise work not counted)."""
+    model = colorizer(flags)
+    x = torch.rand(batch_size, 1, 128, 128)
+    with FlopCounterMode(display=False) as counter:
+        model(x).square().mean().backward()
+    return counter.get_total_flops() / batch_size / 1e9
+
+
+def of_the_peak(img_per_s, gflop, peak, precision):
+    """'N GFLOP/s = P % of the <precision> peak' for a loop that trains img_per_s images of gflop each."""
+    achieved = img_per_s * gflop
+    return f"{achieved:.0f} GFLOP/s = {100 * achieved / peak:.0f} % of the {precision} peak"
 
 
 def bench_prepare(repeats, device):
@@ -91,26 +128,32 @@ def colorizer(flags="", memory_format=torch.channels_last):
         memory_format=memory_format)
 
 
-def bench_loops(prepared, steps, batch_size, repeats, device, networks):
-    """{flags: (bare img/s, train-loop img/s)} for each network on the same data, batch size and optimiser."""
+def bench_loops(prepared, steps, batch_size, repeats, device, networks, precisions):
+    """{(flags, precision): (bare img/s, train-loop img/s)} for each network and precision on the same data, batch
+    size and optimiser, all timed in turns."""
     loops = {}
     for flags in networks:
-        torch.manual_seed(0)
-        loops[flags] = loop_pair(colorizer(flags).to(device), prepared, steps, batch_size)
-    seconds = interleaved({(flags, kind): fn for flags, pair in loops.items()
+        for precision in precisions:
+            torch.manual_seed(0)
+            loops[flags, precision] = loop_pair(colorizer(flags).to(device), prepared, steps, batch_size,
+                                                precision == "bfloat16")
+    seconds = interleaved({(key, kind): fn for key, pair in loops.items()
                            for kind, fn in zip(("bare", "real"), pair)}, repeats, device)
-    return {flags: (steps * batch_size / seconds[flags, "bare"], steps * batch_size / seconds[flags, "real"])
-            for flags in networks}
+    return {key: (steps * batch_size / seconds[key, "bare"], steps * batch_size / seconds[key, "real"])
+            for key in loops}
 
 
-def loop_pair(model, prepared, steps, batch_size):
-    """(bare loop, train_epoch) over steps x batch_size images, as functions to time."""
+def loop_pair(model, prepared, steps, batch_size, bf16=False):
+    """(bare loop, train_epoch) over steps x batch_size images, as functions to time; `bf16`: both in bfloat16
+    autocast, as train_colorize.py --bf16 trains."""
     optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
 
     def bare():
         for _ in range(steps):
-            loss = torch.nn.functional.mse_loss(model(x), y)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = model(x)
+            loss = torch.nn.functional.mse_loss(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -121,12 +164,12 @@ def loop_pair(model, prepared, steps, batch_size):
 
     def real():
         with contextlib.redirect_stderr(io.StringIO()):  # its progress lines
-            training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop)
+            training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop, bf16=bf16)
 
     return bare, real
 
 
-def bench_variants(steps, batch_size, repeats, device):
+def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
     """Bare-loop rows for the alternatives to the defaults: bf16 autocast, torch.compile (its first step is the
     compile time; on CUDA also its CUDA-graph mode), contiguous instead of channels_last memory format, and batch
     32 instead of 10."""
@@ -158,7 +201,9 @@ def bench_variants(steps, batch_size, repeats, device):
         first = time.perf_counter() - start
         count = max(1, steps * batch_size // batch)  # about the same number of images for every variant
         rate = count * batch / timed(lambda: loop(count), repeats, device)
-        rows.append((f"bare loop, {name} (first 3 steps {first:.1f} s)", f"{rate:.0f} img/s"))
+        precision = "bfloat16" if options.get("bf16") else "float32"
+        rows.append((f"bare loop, {name} (first 3 steps {first:.1f} s)",
+                     f"{rate:.0f} img/s, {of_the_peak(rate, gflop, peaks[precision], precision)}"))
     return rows
 
 
@@ -212,6 +257,9 @@ def main():
     parser.add_argument("--networks", nargs="+", default=[""], metavar="FLAGS",
                         help='networks for the loop and photo rows, each as train_colorize.py flags in one string '
                              '("": its defaults)')
+    parser.add_argument("--precision", nargs="+", choices=tuple(DTYPES), default=["float32"],
+                        help="train loops in each of these precisions, side by side (bfloat16: autocast, as "
+                             "train_colorize.py --bf16)")
     parser.add_argument("--variants", action="store_true",
                         help="also time bf16 autocast, torch.compile, the contiguous format and batch 32")
     parser.add_argument("--full-run", nargs="+", choices=tuple(FULL_RUN_MODES), default=[], metavar="MODE",
@@ -228,21 +276,33 @@ def main():
         device = runtime.pick_device(args.device)
     except runtime.UserError as err:
         parser.error(str(err))
-    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f", {cpu_units()}"
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{gpu}, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, Python {platform.python_version()}")
-    rows = [("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s")]
+    peaks = {precision: matmul_peak(DTYPES[precision], device) for precision in ("float32", "bfloat16")}
+    gflop = {flags: gflop_per_image(flags) for flags in args.networks}
+    rows = [(f"peak: {precision} matrix product 2048x2048", f"{peak:.0f} GFLOP/s") for precision, peak in peaks.items()]
+    rows += [(f"[{flags or 'defaults'}] training cost (forward + backward, counted)", f"{value:.2f} GFLOP/image")
+             for flags, value in gflop.items()]
+    rows.append(("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s"))
     prepared = prepare.prepare_data(train_colorize.parse_args([]), device)
     epochs = train_colorize.parse_args([]).epochs
     images = prepared["train_l"].shape[0] * epochs
-    for flags, (bare, real) in bench_loops(prepared, args.steps, 10, args.repeats, device, args.networks).items():
-        rows += [(f"[{flags or 'defaults'}] bare loop: fwd + bwd + Adam, batch 10", f"{bare:.0f} img/s"),
-                 (f"[{flags or 'defaults'}] train_colorize loop (training_loop.train_epoch)",
-                  f"{real:.0f} img/s = {images / real / 60:.1f} min for {epochs} epochs"),
+    loops = bench_loops(prepared, args.steps, 10, args.repeats, device, args.networks, args.precision)
+    for (flags, precision), (bare, real) in loops.items():
+        name = f"[{flags or 'defaults'}{'' if args.precision == ['float32'] else ', ' + precision}]"
+        of_peak = lambda rate: of_the_peak(rate, gflop[flags], peaks[precision], precision)  # noqa: E731
+        rows += [(f"{name} bare loop: fwd + bwd + Adam, batch 10", f"{bare:.0f} img/s, {of_peak(bare)}"),
+                 (f"{name} train_colorize loop (training_loop.train_epoch)",
+                  f"{real:.0f} img/s = {images / real / 60:.1f} min for {epochs} epochs, {of_peak(real)}"),
                  ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
+    for flags in args.networks if len(args.precision) > 1 else ():
+        rates = {precision: loops[flags, precision][1] for precision in args.precision}
+        rows.append((f"[{flags or 'defaults'}] train loop speed-up, {args.precision[-1]} over {args.precision[0]}",
+                     f"{rates[args.precision[-1]] / rates[args.precision[0]]:.2f}x"))
     del prepared
     if args.variants:
-        rows += bench_variants(args.steps, 10, args.repeats, device)
+        rows += bench_variants(args.steps, 10, args.repeats, device, gflop.get("") or gflop_per_image(""), peaks)
     rows += [(f"[{flags or 'defaults'}] colorize a 4000x3000 photo (--input; model load excluded)", f"{seconds:.2f} s")
              for flags, seconds in bench_photo(args.repeats, device, args.networks).items()]
     if not args.no_memory:

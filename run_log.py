@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import data
+import runtime
 
 
 class Progress:
@@ -65,12 +66,15 @@ def held_out_scores(prepared, ab_norm_pred):
 
 
 def write_summary(run, args, model, metrics, figures):
-    """<out_dir>/<name>_summary.json: the run's flags, model arguments, held-out split, final figures, device
-    and (on CUDA) the peak GPU memory allocated, for experiments.py and bench.py to tabulate."""
+    """<out_dir>/<name>_summary.json: the run's flags, model arguments, held-out split, final figures, device,
+    CPU threads, precision, PyTorch version and (on CUDA) the peak GPU memory allocated, for experiments.py and
+    bench.py to tabulate and for a user to compare a rerun with."""
     summary = {"eval_split": run.prepared["eval_split"], "epochs": metrics[-1]["epoch"],
                "train_images": len(run.prepared["train_l"]),
                "train_seconds": metrics[-1]["elapsed_s"], "figures": figures, "args": vars(args),
                "model_kind": type(model).__name__, "model_args": model.args, "device": str(run.device),
+               "threads": torch.get_num_threads(), "precision": runtime.precision_name(args.bf16),
+               "torch": torch.__version__,
                "peak_gpu_mb": torch.cuda.max_memory_allocated(run.device) / 2 ** 20
                if run.device.type == "cuda" else None}
     tmp = run.summary_path.with_name(f".{run.summary_path.name}.tmp")

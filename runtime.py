@@ -35,6 +35,16 @@ def pick_device(name):
     return torch.device(name)
 
 
+def precision_name(bf16):
+    return "bfloat16 autocast" if bf16 else "float32"
+
+
+def compute_description(device, bf16):
+    """What a run computes on, for its start line and summary: device, CPU threads and precision. A seed gives
+    bit-identical results only with all three the same (and the same machine and PyTorch)."""
+    return f"device {device}, {torch.get_num_threads()} CPU threads, {precision_name(bf16)}"
+
+
 def keep_freed_memory():
     """Stop glibc from returning freed buffers to the OS after every step (Linux only; elsewhere a no-op).
 

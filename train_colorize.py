@@ -96,8 +96,8 @@ def main(argv=None):
     model = build_colorizer(args, prepared).to(run.device)
     if rank == 0:
         print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
-              f"{len(prepared['eval_l'])} {split} images, device {run.device}, {world} process(es), "
-              f"process group {runtime.process_group_name()}")
+              f"{len(prepared['eval_l'])} {split} images, {runtime.compute_description(run.device, args.bf16)}, "
+              f"{world} process(es), process group {runtime.process_group_name()}")
         print(f"{kind} {summary_args(model.args)}: {sum(p.numel() for p in model.parameters()):,} parameters")
     metrics = training_loop.fit(model, run, args)
     if rank == 0:

@@ -47,7 +47,7 @@ def main(argv=None):
     train_targets, held_out = mean_targets(prepared["train_ab"]), mean_targets(prepared["eval_ab"])
     baseline = data.ab_mse_raw(train_targets.mean(0).expand_as(held_out), held_out).mean().item()
     print(f"{len(train_targets)} training images (x{args.augment_factor} augmented), {len(held_out)} {split} "
-          f"images, device {run.device}")
+          f"images, {runtime.compute_description(run.device, args.bf16)}")
     print(f"constant baseline (training images' average mean color) {split} MSE {baseline:.2f}")
 
     torch.manual_seed(args.seed)

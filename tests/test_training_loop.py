@@ -1,9 +1,12 @@
 """The shared training loop: no per-step wait for the device, divergence found and named, out-of-memory as one line."""
+import json
+
 import pytest
 import torch
 
 import data
 import models
+import train_colorize
 import train_mean
 import training_loop
 from conftest import DATA_DIR
@@ -96,3 +99,19 @@ def test_ema_run_evaluates_and_saves_the_average_and_resumes_from_the_trained_we
     assert first["metrics"][-1]["test_mse"] == pytest.approx(mse, rel=1e-4)  # the logged figure is the average's
     train_mean.main([*flags, "--epochs", "2", "--resume"])
     assert torch.load(tmp_path / "mean_chroma.pt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bfloat16"])
+def test_same_seed_and_settings_give_bit_identical_runs_whose_start_line_and_summary_name_threads_and_precision(
+        bf16, tmp_path, capsys):
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "1", "--width", "4", "--augment-factor", "2",
+             "--bf16" if bf16 else "--no-bf16"]
+    for run in ("a", "b"):
+        train_colorize.main([*flags, "--out-dir", str(tmp_path / run)])
+    precision = "bfloat16 autocast" if bf16 else "float32"
+    assert f"device cpu, {torch.get_num_threads()} CPU threads, {precision}" in capsys.readouterr().out
+    weights = [torch.load(tmp_path / run / "colorizer.pt", weights_only=True)["model"] for run in ("a", "b")]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    summaries = [json.loads((tmp_path / run / "colorizer_summary.json").read_text()) for run in ("a", "b")]
+    assert summaries[0]["figures"] == summaries[1]["figures"]
+    assert (summaries[0]["threads"], summaries[0]["precision"]) == (torch.get_num_threads(), precision)
