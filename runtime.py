@@ -8,6 +8,7 @@ import ctypes
 import os
 import signal
 import sys
+import traceback
 
 import torch
 import torch.distributed as dist
@@ -85,7 +86,8 @@ def process_group_name():
 
 
 def close_distributed():
-    """Leave the process group; the barrier first avoids gloo aborting at exit ('terminate called ...')."""
+    """Leave the process group after a run that ended well on every rank; the barrier first avoids gloo aborting at
+    exit ('terminate called ...')."""
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
@@ -107,15 +109,42 @@ def all_ranks_sum(*values):
 
 def run_main(main):
     """Run a script's main(); user errors become one line on stderr and exit status 1 (75: interrupted,
-    resumable)."""
+    resumable).
+
+    Under torchrun a rank that fails must not wait for the others at a barrier they never reach: it leaves at once
+    (os._exit), which closes its connections, so the other ranks' next collective fails instead of waiting until
+    the job's time limit, and torchrun stops what is left. Those ranks then exit with one line that points to the
+    first error instead of repeating it or printing a traceback.
+    """
     keep_freed_memory()
     try:
         main()
     except (UserError, data.DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(getattr(err, "exit_code", 1))
-    finally:
-        close_distributed()
+        _exit(f"error: {err}", getattr(err, "exit_code", 1))
+    except Exception as err:
+        if not dist.is_initialized():
+            raise
+        rank, world = rank_and_world()
+        if not _lost_other_rank(err):  # a bug: its traceback, but no waiting for the other ranks
+            traceback.print_exc()
+            _exit(f"rank {rank} of {world} failed", 1)
+        _exit(f"rank {rank} of {world} stopped: another process of this run failed (its error is above)", 1)
+    close_distributed()
+
+
+def _lost_other_rank(err):
+    """Whether a collective failed because another rank is gone: gloo's transport reports the closed connection,
+    NCCL's watchdog a DistBackendError."""
+    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and "/gloo/transport/" in str(err))
+
+
+def _exit(message, status):
+    """Print `message` on stderr and exit with `status`; under torchrun without waiting for the other ranks."""
+    print(message, file=sys.stderr, flush=True)
+    if dist.is_initialized():
+        sys.stdout.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 class StopFlag:

@@ -146,6 +146,44 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert checkpoint["epoch"] == 1 and not any(k.startswith("module.") for k in checkpoint["model"])
 
 
+# Loaded by every rank at start-up (PYTHONPATH): rank 1's training epoch raises a user error, as a bad file or a
+# full disk seen by one rank would.
+FAIL_ON_RANK_1 = """
+import os, sys
+if os.environ.get("RANK") == "1":
+    sys.path.insert(0, {root!r})
+    import runtime, training_loop
+    def fail(*args, **kwargs):
+        raise runtime.UserError("rank 1 fails on purpose")
+    training_loop.train_epoch = fail
+"""
+
+
+def test_a_failing_rank_ends_every_rank_promptly_with_its_error_printed_once(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(FAIL_ON_RANK_1.format(root=str(ROOT)))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(ROOT / "train_colorize.py"), "--data-dir", str(DATA_DIR), *TINY_COLORIZE.split(),
+               "--augment-factor", "1", "--out-dir", str(tmp_path / "run")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tmp_path)}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          env=env) as job:
+        stderr = []
+        for line in job.stderr:  # progress, not the clock: wait for rank 1's error...
+            stderr.append(line)
+            if "rank 1 fails on purpose" in line:
+                break
+        try:  # ...after which rank 0 must not wait at a barrier (it used to, until gloo's 30-minute timeout)
+            job.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            pytest.fail("rank 0 still runs two minutes after rank 1 failed")
+        stderr = "".join(stderr) + job.stderr.read()
+    assert job.returncode != 0
+    assert stderr.count("rank 1 fails on purpose") == 1
+    assert "rank 0 of 2 stopped: another process of this run failed" in stderr
+    assert "[rank0]: Traceback" not in stderr and "terminate called" not in stderr
+
+
 def test_shards_are_disjoint_equal_and_cover_the_epoch():
     from prepare import minibatches
     shards = [torch.cat(minibatches(101, 7, seed=3, rank=r, world=2)) for r in (0, 1)]
