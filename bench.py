@@ -215,7 +215,8 @@ def bench_photo(repeats, device, networks):
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo_4000x3000.jpg"
         cv2.imwrite(str(photo), cv2.resize(face, (4000, 3000), interpolation=cv2.INTER_CUBIC))
-        return interleaved({flags: (lambda m=model: test_colorize.colorize_file(m, photo, Path(tmp), 256))
+        out = Path(tmp) / "photo_4000x3000.png"
+        return interleaved({flags: (lambda m=model: test_colorize.colorize_file(m, photo, out, 256))
                             for flags, model in models.items()}, repeats, device)
 
 

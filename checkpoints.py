@@ -5,13 +5,14 @@ flags, split names, metrics, the position inside an epoch) and its model-only fo
 weights_only load with one-line reasons for files that are not checkpoints, and the refusal to start a new run
 in a folder that already holds one.
 """
-import os
+import io
 import pickletools
 import zipfile
 from pathlib import Path
 
 import torch
 
+from output_files import write_bytes
 from runtime import UserError
 
 UNREADABLE = "not a readable PyTorch checkpoint (corrupt or truncated)"
@@ -44,11 +45,11 @@ def _cpu_state(model):
 
 
 def save_checkpoint(path, checkpoint):
-    """Write atomically: a temporary file in the same folder, then rename over the old checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    """Write atomically (output_files.write_bytes): serialised in memory first, so a full disk is an OSError that
+    names its reason, not an error from inside torch.save, and leaves the old checkpoint as it was."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def load_checkpoint(path, device, kind):

@@ -1,11 +1,11 @@
 """What a training run reports: the progress line inside an epoch, the per-epoch log and the end-of-run summary.
 
-Owner of: the progress line (stderr), one line per epoch on stdout plus the same row in <out_dir>/<name>.csv, the
+Owner of: the progress line (stderr), one line per epoch on stdout plus the run's rows in <out_dir>/<name>.csv, the
 held-out figures (MSE, PSNR, colorfulness) and <out_dir>/<name>_summary.json.
 """
 import csv
+import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +14,7 @@ import torch
 
 import data
 import runtime
+from output_files import write_text
 
 
 class Progress:
@@ -39,30 +40,41 @@ class Progress:
 
 
 class EpochLog:
-    """Prints one line per epoch and appends the same figures to <out_dir>/<name>.csv; `split` ("test" or "val")
-    names the held-out columns."""
+    """Prints one line per epoch and writes the run's rows to <out_dir>/<name>.csv; `split` ("test" or "val")
+    names the held-out columns. The CSV is rewritten whole from the rows the checkpoint holds, atomically, so it
+    always matches the last checkpoint, also after a write that failed or a resumed run."""
 
-    def __init__(self, path, resume, split):
+    def __init__(self, path, split):
         self.path, self.split = Path(path), split
         self.fields = ("epoch", "train_mse", f"{split}_mse_a", f"{split}_mse_b", f"{split}_mse", "img_per_s",
                        "elapsed_s")
-        if not resume or not self.path.exists():
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.fields)
 
-    def write(self, row):
+    def write(self, rows):
+        """Write all `rows` (the run's metrics so far) to the CSV."""
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(self.fields)
+        writer.writerows([round(row[k], 4) if isinstance(row[k], float) else row[k] for k in self.fields]
+                         for row in rows)
+        write_text(self.path, text.getvalue())
+
+    def print(self, row):
         s = self.split
         print(f"epoch {row['epoch']:3d}  train MSE {row['train_mse']:8.2f}  {s} MSE a* {row[f'{s}_mse_a']:7.2f}"
               f"  b* {row[f'{s}_mse_b']:7.2f}  mean {row[f'{s}_mse']:7.2f}  {row['img_per_s']:6.0f} img/s"
               f"  {row['elapsed_s']:6.0f} s", flush=True)
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow(round(row[k], 4) if isinstance(row[k], float) else row[k] for k in self.fields)
 
 
 def held_out_scores(prepared, ab_norm_pred):
     """Mean figures of colorizations of the held-out split (its L* with ab_norm_pred): MSE (raw Lab units^2),
     RGB PSNR (dB) and colorfulness of the outputs and of the originals."""
     return data.mean_scores(prepared["eval_l"], ab_norm_pred, prepared["eval_ab"])
+
+
+def finished_run_kept(run):
+    """What a user still has when the end-of-run files cannot be written: the last epoch's checkpoint."""
+    return (f"training is finished and its checkpoint {run.checkpoint_path} is kept (test it with test_colorize.py, "
+            f"or write the end-of-run files with the same command plus --resume)")
 
 
 def write_summary(run, args, model, metrics, figures):
@@ -77,6 +89,4 @@ def write_summary(run, args, model, metrics, figures):
                "torch": torch.__version__,
                "peak_gpu_mb": torch.cuda.max_memory_allocated(run.device) / 2 ** 20
                if run.device.type == "cuda" else None}
-    tmp = run.summary_path.with_name(f".{run.summary_path.name}.tmp")
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    os.replace(tmp, run.summary_path)
+    write_text(run.summary_path, json.dumps(summary, indent=1) + "\n")

@@ -6,7 +6,6 @@ checkpoint. For --input, the photo's own full-resolution L* is kept: the network
 is upsampled back to full size and merged with the original L* (as in richzhang/colorization).
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -14,8 +13,9 @@ import cv2
 import torch
 import torch.nn.functional as F
 
-import data
 import checkpoints
+import data
+import output_files
 import runtime
 import train_flags
 import training_loop
@@ -80,12 +80,12 @@ def out_folder(path):
 
 
 def write_png(path, rgb):
-    """Write rgb (3 x H x W in [0, 1]) as an 8-bit PNG, atomically (temporary file, then rename)."""
+    """Write rgb (3 x H x W in [0, 1]) as an 8-bit PNG, atomically (output_files.write_bytes)."""
     bgr = cv2.cvtColor(rgb.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy(), cv2.COLOR_RGB2BGR)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise runtime.UserError(f"{path}: cannot write")
-    os.replace(tmp, path)
+    encoded, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not encoded:
+        raise runtime.UserError(f"{path}: PNG encoding failed")
+    output_files.write_bytes(path, png.tobytes())
 
 
 # ---------------------------------------------------------------- evaluation on the dataset
@@ -145,7 +145,8 @@ def evaluate_dataset(model, checkpoint, args, out_dir):
         print_baselines(split_rgb["train"], split_rgb[args.split], args.split)
     for split in [args.split] + (["train"] if args.train else []):
         evaluate_split(model, split, split_rgb[split], checkpoint[f"{split}_names"], args, out_dir)
-    print(f"PNGs in {out_dir}")
+    if args.pngs > 0:
+        print(f"PNGs in {out_dir}")
 
 
 # ---------------------------------------------------------------- any photo
@@ -198,24 +199,49 @@ def colorize(model, rgb, work_size, rows=128):
     return out
 
 
-def colorize_file(model, path, out_dir, work_size):
-    """Read one photo, colorize it and write <out_dir>/<stem>.png; returns the written path."""
+def output_paths(files, out_dir):
+    """Where each input's colorized PNG goes, never onto an input and never two onto one name:
+    <out_dir>/<stem>.png; <stem>_<suffix>.png where inputs differ only in their suffix (a.jpg and a.png: a_jpg.png,
+    a_png.png); _colorized added while the name is one of the inputs (colorizing a folder of PNGs into itself); _2,
+    _3, ... while it is still taken (the same file name in two folders)."""
+    inputs = {path.resolve() for path in files}
+    suffixes = {}
+    for path in files:
+        suffixes.setdefault(path.stem, set()).add(path.suffix.lower())
+    outputs, taken = [], set()
+    for path in files:
+        name = f"{path.stem}_{path.suffix.lstrip('.')}" if len(suffixes[path.stem]) > 1 else path.stem
+        while (out_dir / f"{name}.png").resolve() in inputs:
+            name += "_colorized"
+        candidate, number = out_dir / f"{name}.png", 1
+        while candidate.resolve() in taken | inputs:
+            number += 1
+            candidate = out_dir / f"{name}_{number}.png"
+        taken.add(candidate.resolve())
+        outputs.append(candidate)
+    return outputs
+
+
+def colorize_file(model, path, out_path, work_size):
+    """Read one photo, colorize it and write it to out_path (a PNG)."""
     rgb = torch.from_numpy(data.read_rgb(path)).permute(2, 0, 1)
-    out_path = out_dir / f"{path.stem}.png"
     write_png(out_path, colorize(model, rgb, work_size))
-    return out_path
 
 
 def colorize_inputs(model, files, out_dir, work_size):
-    """Colorize every file into <out_dir>/<stem>.png; bad ones are reported and skipped. Returns failures."""
-    failures = 0
-    for path in files:
+    """Colorize every file to its output_paths PNG; bad ones are reported and skipped. Returns failures."""
+    failures = written = 0
+    for path, out_path in zip(files, output_paths(files, out_dir)):
         try:
-            print(f"{path} -> {colorize_file(model, path, out_dir, work_size)}")
+            with output_files.keeping(f"the {written} output(s) written before it are kept in {out_dir}"):
+                colorize_file(model, path, out_path, work_size)
         except data.DataError as err:
             message = str(err) if str(err).startswith(str(path)) else f"{path}: {err}"
             print(f"error: {message}", file=sys.stderr)
             failures += 1
+            continue
+        print(f"{path} -> {out_path}")
+        written += 1
     return failures
 
 
@@ -234,7 +260,10 @@ def main(argv=None):
         if not checkpoint.get(f"{args.split}_names"):
             raise runtime.UserError(f"--split {args.split}: {args.checkpoint} has no {args.split} images "
                                     f"(a validation split needs a run trained with --val-fraction)")
-        evaluate_dataset(model, checkpoint, args, out_folder(args.out_dir))
+        if args.pngs > 0 and args.out_dir.resolve() == data.resolve_data_dir(args.data_dir).resolve():
+            raise runtime.UserError(f"--out-dir {args.out_dir}: is the data folder; PNGs written there would be "
+                                    f"read as faces by the next run")
+        evaluate_dataset(model, checkpoint, args, out_folder(args.out_dir) if args.pngs > 0 else args.out_dir)
 
 
 if __name__ == "__main__":

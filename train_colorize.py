@@ -8,11 +8,13 @@ b* in raw Lab units^2; the run ends with the held-out MSE, RGB PSNR and colorful
 al.'s classification variant.
 """
 import argparse
+import io
 
 import matplotlib
 import torch
 
 import data
+import output_files
 import run_log
 import runtime
 import train_flags
@@ -82,14 +84,21 @@ def plot_losses(metrics, split, path):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    output_files.write_bytes(path, png.getbuffer())
 
 
 def main(argv=None):
     args = parse_args(argv)
     kind = "FusionColorizer" if args.arch == "fusion" else "Colorizer"
-    run = training_loop.start_run(args, NAME, kind)
+    with training_loop.start_run(args, NAME, kind) as run:
+        train(args, run, kind)
+
+
+def train(args, run, kind):
+    """Build the network, fit it, and write the loss curve and summary (rank 0)."""
     prepared, (rank, world) = run.prepared, runtime.rank_and_world()
     split = prepared["eval_split"]
     torch.manual_seed(args.seed)
@@ -101,9 +110,10 @@ def main(argv=None):
         print(f"{kind} {summary_args(model.args)}: {sum(p.numel() for p in model.parameters()):,} parameters")
     metrics = training_loop.fit(model, run, args)
     if rank == 0:
-        plot_losses(metrics, split, run.out_dir / f"{NAME}_loss.png")
         figures = run_log.held_out_scores(prepared, training_loop.predict(model, prepared["eval_l"], args.batch_size))
-        run_log.write_summary(run, args, model, metrics, figures)
+        with output_files.keeping(run_log.finished_run_kept(run)):
+            plot_losses(metrics, split, run.out_dir / f"{NAME}_loss.png")
+            run_log.write_summary(run, args, model, metrics, figures)
         print(f"final {split} MSE {figures['mse']:.2f} (a* {figures['mse_a']:.2f}, b* {figures['mse_b']:.2f}), "
               f"PSNR {figures['psnr']:.2f} dB, colorfulness {figures['colorfulness']:.1f} "
               f"(originals {figures['colorfulness_true']:.1f}) after {metrics[-1]['epoch']} epochs; "

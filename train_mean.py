@@ -9,6 +9,7 @@ import argparse
 import torch
 
 import data
+import output_files
 import run_log
 import runtime
 import train_flags
@@ -42,7 +43,12 @@ def mean_targets(ab_norm):
 
 def main(argv=None):
     args = parse_args(argv)
-    run = training_loop.start_run(args, NAME, "MeanChromaNet")
+    with training_loop.start_run(args, NAME, "MeanChromaNet") as run:
+        train(args, run)
+
+
+def train(args, run):
+    """Print the baseline, fit the network, print example predictions and the final MSE, write the summary."""
     prepared, split = run.prepared, run.prepared["eval_split"]
     train_targets, held_out = mean_targets(prepared["train_ab"]), mean_targets(prepared["eval_ab"])
     baseline = data.ab_mse_raw(train_targets.mean(0).expand_as(held_out), held_out).mean().item()
@@ -59,8 +65,10 @@ def main(argv=None):
         print(f"  {name}: true mean (a*, b*) = ({true[0]:6.2f}, {true[1]:6.2f})  "
               f"predicted ({pred[0]:6.2f}, {pred[1]:6.2f})")
     final = metrics[-1]
-    run_log.write_summary(run, args, model, metrics, {"mean_mse": final[f"{split}_mse"], "mean_mse_baseline": baseline,
-                                                 **flat_colorization_scores(model, prepared, args.batch_size)})
+    figures = {"mean_mse": final[f"{split}_mse"], "mean_mse_baseline": baseline,
+               **flat_colorization_scores(model, prepared, args.batch_size)}
+    with output_files.keeping(run_log.finished_run_kept(run)):
+        run_log.write_summary(run, args, model, metrics, figures)
     print(f"final {split} MSE {final[f'{split}_mse']:.2f} (constant baseline {baseline:.2f}); "
           f"checkpoint {run.checkpoint_path}")
 

@@ -1,9 +1,10 @@
 """The training loop shared by train_mean.py and train_colorize.py, and prediction in eval mode.
 
-Owner of: a run's start (device, output folder, resume, stop flag, prepared data), the loss (MSE, or cross-entropy
-over a*b* classes), one training epoch, batched prediction and evaluation in eval mode, the optimiser and its
-schedule, and fit: epochs with evaluation, a log line and a checkpoint after each, stopping on a signal.
+Owner of: a run's start (device, output folder and its lock, resume, stop flag, prepared data), the loss (MSE, or
+cross-entropy over a*b* classes), one training epoch, batched prediction and evaluation in eval mode, the optimiser
+and its schedule, and fit: epochs with evaluation, a log line and a checkpoint after each, stopping on a signal.
 """
+import contextlib
 import copy
 import itertools
 import math
@@ -16,31 +17,38 @@ from torch.nn.parallel import DistributedDataParallel
 
 import data
 from checkpoints import checkpoint, load_checkpoint, refuse_to_replace_run, save_checkpoint
+from output_files import keeping
 from prepare import minibatches, prepare_data, training_data
+from run_lock import RunLock
 from run_log import EpochLog, Progress
 from runtime import (Interrupted, StopFlag, UserError, all_ranks_sum, init_distributed, process_group_name,
                      rank_and_world)
 
 
+@contextlib.contextmanager
 def start_run(args, name, model_kind):
-    """The common start of a training script: device (joining torchrun's group, if any), output folder, the
-    checkpoint to resume (--resume), the stop flag, and the prepared data. Returns a SimpleNamespace."""
+    """The common start of a training script, as `with start_run(...) as run:`: device (joining torchrun's group,
+    if any), output folder and its lock (run_lock; held by rank 0 until the block ends, however it ends), the
+    checkpoint to resume (--resume), the stop flag, and the prepared data, as a SimpleNamespace."""
     device = init_distributed(args.device)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out-dir {out_dir}: exists and is not a folder")
-    if not args.resume:
-        refuse_to_replace_run(out_dir, name)
+    if out_dir.resolve() == data.resolve_data_dir(args.data_dir).resolve():
+        raise UserError(f"--out-dir {out_dir}: is the data folder; the run's files there would be read as faces")
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out_dir / f"{name}.pt"
-    resume_from = load_checkpoint(checkpoint_path, device, model_kind) if args.resume else None
-    if resume_from is not None and "optimizer" not in resume_from:
-        raise UserError(f"{checkpoint_path}: a shipped model without optimiser state; it can be tested, not resumed")
-    stop = StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
-    return SimpleNamespace(device=device, out_dir=out_dir, checkpoint_path=checkpoint_path,
-                           log_path=out_dir / f"{name}.csv", summary_path=out_dir / f"{name}_summary.json",
-                           resume_from=resume_from, stop=stop,
-                           prepared=prepare_data(args, device))
+    with RunLock(out_dir) if rank_and_world()[0] == 0 else contextlib.nullcontext():
+        if not args.resume:
+            refuse_to_replace_run(out_dir, name)
+        checkpoint_path = out_dir / f"{name}.pt"
+        resume_from = load_checkpoint(checkpoint_path, device, model_kind) if args.resume else None
+        if resume_from is not None and "optimizer" not in resume_from:
+            raise UserError(f"{checkpoint_path}: a shipped model without optimiser state; it can be tested, not "
+                            f"resumed")
+        stop = StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
+        yield SimpleNamespace(device=device, out_dir=out_dir, checkpoint_path=checkpoint_path,
+                              log_path=out_dir / f"{name}.csv", summary_path=out_dir / f"{name}_summary.json",
+                              resume_from=resume_from, stop=stop, prepared=prepare_data(args, device))
 
 
 def make_loss(model):
@@ -197,7 +205,7 @@ def fit(model, run, args, target=None):
     evaluated = average.model if average else model
     train_model = DistributedDataParallel(model) if process_group_name() != "none" else model
     train_model = torch.compile(train_model, mode=args.compile_mode) if args.compile else train_model
-    log = EpochLog(run.log_path, resume_from is not None, split) if rank == 0 else None
+    log = EpochLog(run.log_path, split) if rank == 0 else None
     start = time.perf_counter()
     for epoch in range(epoch, args.epochs + 1):
         train_l, train_ab = training_data(prepared, args, epoch)
@@ -214,8 +222,10 @@ def fit(model, run, args, target=None):
         loss_sum, seen = loss_sum + part_sum, seen + part_seen
         if not complete:
             if rank == 0:
-                save_checkpoint(checkpoint_path, checkpoint(model, optimizer, scheduler, epoch - 1,
-                                                            (steps, loss_sum, seen), args, prepared, metrics, average))
+                with keeping(_kept(checkpoint_path, epoch - 1)):
+                    save_checkpoint(checkpoint_path, checkpoint(model, optimizer, scheduler, epoch - 1,
+                                                                (steps, loss_sum, seen), args, prepared, metrics,
+                                                                average))
             raise Interrupted(f"stopped by {stop.signal_name} in epoch {epoch} after step {steps}; "
                               f"{_how_to_resume(checkpoint_path)}")
         img_per_s = part_seen / (time.perf_counter() - epoch_start)
@@ -225,15 +235,25 @@ def fit(model, run, args, target=None):
                    **{f"{split}_{k}": v for k, v in evaluate(evaluated, *held_out, args.batch_size).items()},
                    "img_per_s": img_per_s, "elapsed_s": time.perf_counter() - start}
             metrics.append(row)
-            log.write(row)
-            save_checkpoint(checkpoint_path, checkpoint(model, optimizer, scheduler, epoch, (0, 0.0, 0), args,
-                                                        prepared, metrics, average))
+            with keeping(_kept(checkpoint_path, epoch - 1)):  # the checkpoint first: the CSV is made from it
+                save_checkpoint(checkpoint_path, checkpoint(model, optimizer, scheduler, epoch, (0, 0.0, 0), args,
+                                                            prepared, metrics, average))
+            with keeping(_kept(checkpoint_path, epoch)):
+                log.write(metrics)
+            log.print(row)
         skip_steps, loss_sum, seen = 0, 0.0, 0
         if epoch < args.epochs and stop.agreed():
             raise Interrupted(f"stopped by {stop.signal_name} after epoch {epoch}; {_how_to_resume(checkpoint_path)}")
     if average:  # from here on the caller's model is the averaged one, as in the checkpoint
         model.load_state_dict(average.model.state_dict())
     return metrics
+
+
+def _kept(checkpoint_path, epoch):
+    """What a user still has if a write fails now, `epoch` being the last one checkpointed."""
+    if epoch < 1 or not checkpoint_path.exists():
+        return "no checkpoint of this run was written yet"
+    return f"the checkpoint of epoch {epoch} is kept ({checkpoint_path}; continue with --resume once it can be written)"
 
 
 def _how_to_resume(checkpoint_path):
