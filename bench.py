@@ -15,6 +15,7 @@ Owner of measuring only; it calls the same functions the scripts run, on the dev
   "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns so that a
   slow phase of a shared machine hits all alike;
 - peak memory: maximum RSS of a one-epoch `train_colorize.py` run (default settings) in a child process;
+- with --profile: the operators that take most of a training step's self time, in each --precision;
 - with --variants: the bare loop under bf16 autocast, torch.compile (and its CUDA-graph mode on CUDA), the
   contiguous memory format and batch 32;
 - with --full-run MODE...: the whole default training run (15 epochs of 6750 images, batch 10, evaluation after
@@ -103,6 +104,39 @@ def of_the_peak(img_per_s, gflop, peak, precision):
     """'N GFLOP/s = P % of the <precision> peak' for a loop that trains img_per_s images of gflop each."""
     achieved = img_per_s * gflop
     return f"{achieved:.0f} GFLOP/s = {100 * achieved / peak:.0f} % of the {precision} peak"
+
+
+def profile_rows(steps, batch_size, device, precisions, top=8):
+    """Where a training step's time goes in each precision: the operators with the most self time over `steps`
+    bare-loop steps of the default network (torch.profiler), as table rows."""
+    x, y = torch.rand(batch_size, 1, 128, 128, device=device), torch.rand(batch_size, 2, 128, 128, device=device)
+    rows = []
+    for precision in precisions:
+        torch.manual_seed(0)
+        model = colorizer().to(device)
+        optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
+
+        def step():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                out = model(x)
+            loss = torch.nn.functional.mse_loss(out.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()
+        activities = [torch.profiler.ProfilerActivity.CPU] + (
+            [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with torch.profiler.profile(activities=activities) as prof:
+            for _ in range(steps):
+                step()
+            wait_for(device)
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        rows += [(f"profile, {precision}: {e.key}", f"{100 * e.self_cpu_time_total / total:.0f} % of self time, "
+                  f"{e.self_cpu_time_total / steps / 1e3:.1f} ms/step")
+                 for e in events[:top]]
+    return rows
 
 
 def bench_prepare(repeats, device):
@@ -261,6 +295,8 @@ def main():
     parser.add_argument("--precision", nargs="+", choices=tuple(DTYPES), default=["float32"],
                         help="train loops in each of these precisions, side by side (bfloat16: autocast, as "
                              "train_colorize.py --bf16)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also list the operators that take most of a training step's time, per --precision")
     parser.add_argument("--variants", action="store_true",
                         help="also time bf16 autocast, torch.compile, the contiguous format and batch 32")
     parser.add_argument("--full-run", nargs="+", choices=tuple(FULL_RUN_MODES), default=[], metavar="MODE",
@@ -302,6 +338,8 @@ def main():
         rows.append((f"[{flags or 'defaults'}] train loop speed-up, {args.precision[-1]} over {args.precision[0]}",
                      f"{rates[args.precision[-1]] / rates[args.precision[0]]:.2f}x"))
     del prepared
+    if args.profile:
+        rows += profile_rows(5, 10, device, args.precision)
     if args.variants:
         rows += bench_variants(args.steps, 10, args.repeats, device, gflop.get("") or gflop_per_image(""), peaks)
     rows += [(f"[{flags or 'defaults'}] colorize a 4000x3000 photo (--input; model load excluded)", f"{seconds:.2f} s")

@@ -9,7 +9,8 @@
 #   1. gpu.txt      the GPU, driver, torch and CUDA versions;
 #   2. tests.txt    tests/test_cuda.py (training eager, with CUDA graphs and bf16; checkpoints across devices;
 #                   test_colorize on the GPU vs the CPU; a 4000x3000 photo; torchrun with NCCL; syncs per epoch);
-#   3. bench.txt    bench.py --device cuda --variants --full-run $FULL_RUNS (default "eager graphs bf16"): the
+#   3. bench.txt    bench.py --device cuda --precision float32 bfloat16 --variants --full-run $FULL_RUNS (default
+#                   "eager graphs bf16"): matrix peaks and each loop's share of them; the
 #                   whole default training run per mode, with seconds, images/s, test MSE and peak GPU memory.
 # summary.txt lists each step's exit status and seconds. Designed to finish in under 8 minutes on an H100.
 set -uo pipefail
@@ -44,6 +45,7 @@ step gpu 60 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --f
 'import torch; print(\"torch\", torch.__version__, \"CUDA\", torch.version.cuda, torch.cuda.get_device_name())'"
 step tests 180 "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_training_loop.py
 # shellcheck disable=SC2086  # FULL_RUNS is a list of modes
-step bench 390 "$PYTHON" bench.py --device cuda --repeats 5 --variants --no-memory --full-run $FULL_RUNS
+step bench 390 "$PYTHON" bench.py --device cuda --repeats 5 --precision float32 bfloat16 --variants --no-memory \
+    --full-run $FULL_RUNS
 cat "$LOG_DIR/summary.txt"
 ! grep -qv ": exit 0," "$LOG_DIR/summary.txt"
