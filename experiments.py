@@ -7,6 +7,8 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
   the whole 90% and evaluated on the 75 test images.
 - newfaces: each line of experiments/new_faces.txt, seeds 0, 1, 2, as final but split by person (--split-by
   person): the 75 test photos are those of 5 people the network never saw.
+- screen-newfaces: each line of experiments/screen_new_faces.txt, seed 0, 6 epochs, split by person with 5 of the
+  training people held out as a validation split: levers for new faces are chosen here.
 A run whose summary already exists is skipped and an interrupted one (a checkpoint, no summary) resumed, so an
 interrupted table continues where it stopped. `table` prints both stages as markdown from the runs'
 <name>_summary.json files.
@@ -14,6 +16,7 @@ interrupted table continues where it stopped. `table` prints both stages as mark
     python experiments.py screen        # about 45 min on a 2-core CPU
     python experiments.py final         # about 2 h on a 2-core CPU
     python experiments.py newfaces      # about 2 h on a 2-core CPU
+    python experiments.py screen-newfaces   # about 1 h on a 2-core CPU
     python experiments.py table
     python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/
 """
@@ -43,7 +46,10 @@ STAGES = {"screen": {"list": HERE / "experiments" / "screen.txt", "seeds": (0,),
                                ("train_colorize.py", "fusion"): SCREEN_COLORIZER,
                                ("train_mean.py", None): ["--val-fraction", "0.1"]}},
           "final": {"list": HERE / "experiments" / "final.txt", "seeds": (0, 1, 2), "extra": {}},
-          "newfaces": {"list": HERE / "experiments" / "new_faces.txt", "seeds": (0, 1, 2), "extra": {}}}
+          "newfaces": {"list": HERE / "experiments" / "new_faces.txt", "seeds": (0, 1, 2), "extra": {}},
+          "screen-newfaces": {"list": HERE / "experiments" / "screen_new_faces.txt", "seeds": (0,),
+                              "extra": {("train_colorize.py", "fusion"): ["--split-by", "person", "--val-fraction",
+                                                                          "0.1", "--epochs", "6"]}}}
 
 
 def read_configs(path):
@@ -134,7 +140,7 @@ def spread(values, digits):
 def table(stage, runs_dir):
     """Markdown rows: configuration, seeds, MSE (raw Lab units^2 over a*b* pixels), PSNR, colorfulness, minutes."""
     spec = STAGES[stage]
-    split = "validation" if stage == "screen" else "test"
+    split = "validation" if stage.startswith("screen") else "test"
     print(f"| {stage} configuration | seeds | {split} MSE | PSNR (dB) | colorfulness | train min |")
     print("|---|---|---|---|---|---|")
     for words in read_configs(spec["list"]):

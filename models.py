@@ -74,13 +74,16 @@ class _PixelColorizer(nn.Module):
     not all do so. Training is unchanged. Subclasses define `side_multiple` and `_predict`."""
 
     def forward(self, l_norm):
-        side = self.side_multiple
-        if l_norm.shape[-1] % side or l_norm.shape[-2] % side:
-            raise ValueError(f"{type(self).__name__} needs sides divisible by {side}, got {tuple(l_norm.shape[-2:])}")
+        self._check_sides(l_norm)
         ab_norm = self._predict(l_norm)
         if self.training or not self.args["flip_average"]:
             return ab_norm
         return (ab_norm + self._predict(l_norm.flip(-1)).flip(-1)) / 2
+
+    def _check_sides(self, l_norm):
+        side = self.side_multiple
+        if l_norm.shape[-1] % side or l_norm.shape[-2] % side:
+            raise ValueError(f"{type(self).__name__} needs sides divisible by {side}, got {tuple(l_norm.shape[-2:])}")
 
 
 def _down(c_in, c_out):
@@ -194,18 +197,21 @@ class FusionColorizer(_PixelColorizer):
       a*b* at half the input's side (nearest upsampling, as in the paper), bilinearly upsampled to full size.
     The output is linear (ab_norm is signed), or Tanh with `tanh=True`; the paper's Sigmoid fits its [0, 1] a*b*.
     `flip_average=True`: test-time mirror averaging (_PixelColorizer).
+    `classes=C` (> 0): the paper's joint classification, with the person pictured as the class: two fully
+    connected layers (global_dim, then C logits) on the global feature vector. In training mode forward then
+    returns (ab_norm, logits); in eval mode, and so for testing and colorizing, only ab_norm.
     """
 
     side_multiple = 8
 
-    def __init__(self, width=16, global_dim=None, global_size=128, tanh=False, flip_average=False):
+    def __init__(self, width=16, global_dim=None, global_size=128, tanh=False, flip_average=False, classes=0):
         super().__init__()
         global_dim = global_dim or 4 * width
         if width < 2 or global_dim < 1 or global_size % 32:
             raise ValueError(f"FusionColorizer needs width >= 2, global_dim >= 1 and global_size divisible by 32, "
                              f"got {width}, {global_dim}, {global_size}")
         self.args = {"width": width, "global_dim": global_dim, "global_size": global_size, "tanh": tanh,
-                     "flip_average": flip_average}
+                     "flip_average": flip_average, "classes": classes}
         k = width
         low = [(1, k, 2), (k, 2 * k, 1), (2 * k, 2 * k, 2), (2 * k, 4 * k, 1), (4 * k, 4 * k, 2), (4 * k, 8 * k, 1)]
         self.low = nn.Sequential(*(_conv(c_in, c_out, stride) for c_in, c_out, stride in low))
@@ -221,8 +227,21 @@ class FusionColorizer(_PixelColorizer):
                                    _conv(2 * k, k), _conv(k, k), nn.Upsample(scale_factor=2, mode="nearest"),
                                    _conv(k, half), nn.Conv2d(half, 2, 3, padding=1))
         self.out = nn.Tanh() if tanh else nn.Identity()
+        self.classify = nn.Sequential(nn.Linear(global_dim, global_dim), nn.ReLU(inplace=True),
+                                      nn.Linear(global_dim, classes)) if classes else None
+
+    def forward(self, l_norm):
+        if self.training and self.classify is not None:
+            self._check_sides(l_norm)
+            ab_norm, global_vector = self._parts(l_norm)
+            return ab_norm, self.classify(global_vector)
+        return super().forward(l_norm)
 
     def _predict(self, l_norm):
+        return self._parts(l_norm)[0]
+
+    def _parts(self, l_norm):
+        """(ab_norm, the global feature vector) of l_norm."""
         low = self.low(l_norm)
         size = self.args["global_size"]
         if l_norm.shape[-2:] != (size, size):  # any photo: the global branch sees a fixed-size view of it
@@ -235,7 +254,8 @@ class FusionColorizer(_PixelColorizer):
         mid = self.mid(low)
         tiled = global_vector[:, :, None, None].expand(-1, -1, *mid.shape[-2:])
         ab_half = self.out(self.color(self.fusion(torch.cat([mid, tiled], dim=1))))
-        return nn.functional.interpolate(ab_half, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+        return (nn.functional.interpolate(ab_half, size=l_norm.shape[-2:], mode="bilinear", align_corners=False),
+                global_vector)
 
 
 MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer, "FusionColorizer": FusionColorizer}

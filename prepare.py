@@ -1,8 +1,8 @@
 """The data a training run sees, on its device: the split, the augmented Lab training set and the held-out split.
 
 Owner of: load + split before augmentation (and a validation part with --val-fraction), the x`factor`
-augmentation converted to (l_norm, ab_norm) chunk by chunk, a fresh draw per epoch (--fresh-augment), and the
-shuffled (per-rank) mini-batch indices.
+augmentation converted to (l_norm, ab_norm) chunk by chunk, a fresh draw per epoch (--fresh-augment), the person
+in each training image (for the identity loss) and the shuffled (per-rank) mini-batch indices.
 """
 import torch
 
@@ -56,6 +56,15 @@ def prepare_data(args, device):
             "train_rgb": train_rgb if args.fresh_augment else None,
             **{f"{split}_names": [names[i] for i in idx]
                for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}}
+
+
+def person_labels(prepared, args, device):
+    """For the identity loss (--identity-weight): the person in each augmented training image, as an index into the
+    sorted list of the training split's people (on `device`), and that list."""
+    people = data.people_of(prepared["train_names"], args.data_dir)
+    classes = sorted(set(people))
+    index = torch.tensor([classes.index(person) for person in people])
+    return index.repeat_interleave(args.augment_factor).to(device), classes  # copies of image i are i*factor...
 
 
 def training_data(prepared, args, epoch):

@@ -15,6 +15,7 @@ import torch
 
 import data
 import output_files
+import prepare
 import run_log
 import runtime
 import train_flags
@@ -27,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 NAME = "colorizer"
 # flags (argparse dest names) that only one architecture uses; giving one to the other is an error, not ignored
 UNET_FLAGS = ("levels", "features", "upsample", "skips", "classify", "bin_size", "temperature")
-FUSION_FLAGS = ("width", "global_dim")
+FUSION_FLAGS = ("width", "global_dim", "identity_weight")
 
 
 def parse_args(argv=None):
@@ -46,6 +47,10 @@ def parse_args(argv=None):
                         help="--arch fusion: base width K (low-level K..8K maps, fusion 4K; the paper's K is 64)")
     parser.add_argument("--global-dim", type=train_flags.positive_int,
                         help="--arch fusion: length of the global feature vector (default: 4 x --width)")
+    parser.add_argument("--identity-weight", type=train_flags.nonnegative_float, default=0.0, metavar="W",
+                        help="--arch fusion: also train the global features to tell which person is pictured (the "
+                             "paper's joint classification; people from identities/face_identities.csv): loss = "
+                             "color MSE + W x cross-entropy (the paper's W is 1/300); 0: off")
     parser.add_argument("--levels", type=train_flags.positive_int, default=5, help="--arch unet: down (and up) "
                                                                                    "modules, N")
     parser.add_argument("--features", type=train_flags.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
@@ -101,14 +106,18 @@ def train(args, run, kind):
     """Build the network, fit it, and write the loss curve and summary (rank 0)."""
     prepared, (rank, world) = run.prepared, runtime.rank_and_world()
     split = prepared["eval_split"]
+    people, classes = prepare.person_labels(prepared, args, run.device) if args.identity_weight else (None, [])
     torch.manual_seed(args.seed)
-    model = build_colorizer(args, prepared).to(run.device)
+    model = build_colorizer(args, prepared, len(classes)).to(run.device)
     if rank == 0:
         print(f"{len(prepared['train_l'])} training images (x{args.augment_factor} augmented), "
               f"{len(prepared['eval_l'])} {split} images, {runtime.compute_description(run.device, args.bf16)}, "
               f"{world} process(es), process group {runtime.process_group_name()}")
         print(f"{kind} {summary_args(model.args)}: {sum(p.numel() for p in model.parameters()):,} parameters")
-    metrics = training_loop.fit(model, run, args)
+        if classes:
+            print(f"identity loss: color MSE + {args.identity_weight:g} x cross-entropy over the {len(classes)} "
+                  f"people of the training split")
+    metrics = training_loop.fit(model, run, args, identity=(people, args.identity_weight) if classes else None)
     if rank == 0:
         figures = run_log.held_out_scores(prepared, training_loop.predict(model, prepared["eval_l"], args.batch_size))
         with output_files.keeping(run_log.finished_run_kept(run)):
@@ -120,10 +129,12 @@ def train(args, run, kind):
               f"checkpoint {run.checkpoint_path}")
 
 
-def build_colorizer(args, prepared):
-    """The network the flags ask for (its classification bins, if any, from the prepared training set)."""
+def build_colorizer(args, prepared, people=0):
+    """The network the flags ask for (its classification bins, if any, from the prepared training set; with
+    --identity-weight a person classifier for `people` people)."""
     if args.arch == "fusion":
-        return FusionColorizer(args.width, args.global_dim, tanh=args.tanh, flip_average=args.flip_average)
+        return FusionColorizer(args.width, args.global_dim, tanh=args.tanh, flip_average=args.flip_average,
+                               classes=people)
     bins = data.ab_bins(prepared["train_ab"], args.bin_size) if args.classify else None
     return Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips, bins, args.bin_size,
                      args.temperature, args.flip_average)

@@ -51,23 +51,32 @@ def start_run(args, name, model_kind):
                               resume_from=resume_from, stop=stop, prepared=prepare_data(args, device))
 
 
-def make_loss(model):
-    """The batch loss of `model`: a function (output, ab_norm target) -> (loss to minimise, ab_norm MSE to log).
+def make_loss(model, identity_weight=0.0):
+    """The batch loss of `model`: a function (output, ab_norm target, person labels or None) -> (loss to minimise,
+    ab_norm MSE to log).
 
     Regression: MSE, both times; an ensemble's N x K x 2 training output is compared member by member with the
-    target, so each member learns on its own and the logged MSE is the members' average. Classification
+    target, so each member learns on its own and the logged MSE is the members' average. A FusionColorizer with
+    classes (--identity-weight W) returns (ab_norm, person logits) while training: the loss is the MSE plus W times
+    the cross-entropy of the person pictured, as in Iizuka et al.'s joint classification. Classification
     Colorizer: cross-entropy against the a*b* bin of each output pixel (the mean a*b* of the input pixels it
     covers), and the MSE of the annealed-mean decoding at that resolution, so the log stays in the same units
     for both kinds.
     """
     bins = getattr(model, "args", {}).get("bins")
+    if getattr(model, "args", {}).get("classes"):
+        def loss(out, y, people):
+            ab_norm, logits = out
+            mse = torch.nn.functional.mse_loss(ab_norm.float(), y)
+            return mse + identity_weight * torch.nn.functional.cross_entropy(logits.float(), people), mse
+        return loss
     if bins is None:
-        def loss(out, y):
+        def loss(out, y, _people=None):
             mse = torch.nn.functional.mse_loss(out.float(), y.unsqueeze(1).expand_as(out) if out.dim() > y.dim() else y)
             return mse, mse
         return loss
 
-    def loss(out, y):
+    def loss(out, y, _people=None):
         y = torch.nn.functional.avg_pool2d(y, model.logit_stride)
         target = data.ab_to_class(y, bins, model.args["bin_size"])
         with torch.no_grad():
@@ -77,10 +86,11 @@ def make_loss(model):
 
 
 def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_steps=0, bf16=False, loss_fn=None,
-                after_step=None):
+                after_step=None, people=None):
     """Train on (x, y) in shuffled mini-batches, starting after `skip_steps` already-done steps of this epoch.
 
-    `loss_fn` is make_loss(model) (the default); `after_step()`, if given, runs after every optimiser step. Returns
+    `loss_fn` is make_loss(model) (the default); `people`, the person label of each sample, for a loss with an
+    identity term; `after_step()`, if given, runs after every optimiser step. Returns
     (steps done, sum of per-sample ab_norm MSE, samples seen, whether the epoch is complete); stops early after the
     current step once `stop` is set; raises UserError on a non-finite loss. No step waits for the device: each
     step's losses stay there and are read once, at the end, which is also where a non-finite loss is found (and
@@ -97,7 +107,7 @@ def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_step
     for idx in order.split(batch_size):  # the same batches: all but an epoch's last have batch_size samples
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(x[idx])
-        loss, mse = loss_fn(out, y[idx])
+        loss, mse = loss_fn(out, y[idx], None if people is None else people[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -169,9 +179,11 @@ def make_optimizer(model, args):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
 
 
-def fit(model, run, args, target=None):
+def fit(model, run, args, target=None, identity=None):
     """Train for args.epochs epochs with a held-out evaluation, log line and atomic checkpoint after each one.
 
+    `identity` = (person label of each augmented training image, weight) goes with a model that has classes: the
+    loss then adds weight times the cross-entropy of the person pictured (make_loss).
     `run` comes from start_run: its prepared data (the training pair of each epoch from training_data, the
     held-out pair eval_l/eval_ab), paths, the checkpoint to resume (possibly stopped mid-epoch) and the StopFlag
     made before data preparation, so an early signal is not lost. `target` maps ab_norm to what the model
@@ -186,7 +198,8 @@ def fit(model, run, args, target=None):
     prepared, checkpoint_path, resume_from, stop = run.prepared, run.checkpoint_path, run.resume_from, run.stop
     target = target or (lambda ab_norm: ab_norm)
     held_out, split = (prepared["eval_l"], target(prepared["eval_ab"])), prepared["eval_split"]
-    loss_fn = make_loss(model)
+    people, identity_weight = identity or (None, 0.0)
+    loss_fn = make_loss(model, identity_weight)
     model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, args)
     metrics, epoch, skip_steps, loss_sum, seen = [], 1, 0, 0.0, 0
@@ -214,7 +227,7 @@ def fit(model, run, args, target=None):
             steps, part_sum, part_seen, complete = train_epoch(train_model, optimizer, train_l, target(train_ab),
                                                                args.batch_size, epoch, args.seed, stop, skip_steps,
                                                                args.bf16, loss_fn,
-                                                               average and average.update)
+                                                               average and average.update, people)
         except torch.OutOfMemoryError:
             raise UserError(f"--batch-size {args.batch_size}: out of GPU memory in epoch {epoch}; try --batch-size "
                             f"{max(1, args.batch_size // 2)} (the last checkpoint is kept)") from None

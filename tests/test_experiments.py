@@ -140,3 +140,18 @@ def test_person_split_run_tests_people_it_never_trained_on_and_test_script_reads
     assert checkpoint["args"]["split_by"] == "person"
     test_colorize.main(["--checkpoint", str(tmp_path / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0"])
     assert "test: 75 images" in capsys.readouterr().out
+
+
+def test_identity_loss_run_classifies_the_training_splits_people_and_tests_like_any_run(tmp_path, capsys):
+    train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "60", "--split-by", "person", "--identity-weight",
+                         "0.1", "--epochs", "1", "--width", "4", "--augment-factor", "2", "--out-dir", str(tmp_path)])
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "colorizer.pt", torch.device("cpu"), "FusionColorizer")
+    people = data.read_identities()
+    assert checkpoint["model_args"]["classes"] == len({people[name] for name in checkpoint["train_names"]})
+    assert "identity loss: color MSE + 0.1 x cross-entropy" in capsys.readouterr().out
+    labels, classes = prepare.person_labels({"train_names": checkpoint["train_names"]},
+                                            train_colorize.parse_args(["--data-dir", str(DATA_DIR)]), "cpu")
+    assert len(labels) == 10 * len(checkpoint["train_names"])  # one label per augmented copy, in copy order
+    assert [classes[i] for i in labels[::10].tolist()] == [people[name] for name in checkpoint["train_names"]]
+    test_colorize.main(["--checkpoint", str(tmp_path / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0"])
+    assert "test: " in capsys.readouterr().out

@@ -222,3 +222,20 @@ def test_flip_average_mirrors_in_eval_mode_only(make):
         assert torch.allclose(averaged(x.flip(-1)), out.flip(-1), atol=1e-6)  # mirror in, mirror out
         assert torch.allclose(out, (plain(x) + plain(x.flip(-1)).flip(-1)) / 2, atol=1e-6)
         assert not torch.allclose(plain(x.flip(-1)), plain(x).flip(-1), atol=1e-4)
+
+
+def test_fusion_identity_head_adds_weighted_person_cross_entropy_while_training_only():
+    model = FusionColorizer(width=4, classes=7)
+    l_norm, ab_norm = torch.rand(3, 1, 64, 64), torch.rand(3, 2, 64, 64) - 0.5
+    people = torch.tensor([0, 6, 2])
+    ab_pred, logits = model(l_norm)
+    assert ab_pred.shape == (3, 2, 64, 64) and logits.shape == (3, 7)
+    loss, mse = make_loss(model, identity_weight=0.25)((ab_pred, logits), ab_norm, people)
+    expected_mse = ((ab_pred - ab_norm) ** 2).mean()
+    expected_ce = -torch.log_softmax(logits, 1)[torch.arange(3), people].mean()
+    assert torch.allclose(mse, expected_mse) and torch.allclose(loss, expected_mse + 0.25 * expected_ce)
+    model.eval()
+    assert model(l_norm).shape == (3, 2, 64, 64)  # testing and --input never see the classifier
+    rebuilt = build_model("FusionColorizer", model.args)
+    rebuilt.load_state_dict(model.state_dict())
+    assert rebuilt.args["classes"] == 7
