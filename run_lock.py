@@ -111,9 +111,8 @@ class RunLock:
     def _gone(self, holder, age):
         """Why the holder is known to be gone, or None if it may still run."""
         if holder.get("host") == self.owner["host"] and isinstance(holder.get("pid"), int):
-            if not _process_alive(holder["pid"], holder.get("pid_start")):
-                return "no longer runs"
-        if age > STALE_S:
+            return None if _process_alive(holder["pid"], holder.get("pid_start")) else "no longer runs"
+        if age > STALE_S:  # another host's holder: only its silence tells
             return f"has not touched it for {age / 60:.0f} minutes (its node failed?)"
         return None
 
