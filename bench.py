@@ -76,6 +76,16 @@ def timed(fn, repeats, device=torch.device("cpu")):
     return statistics.median(times)
 
 
+def train_step(model, optimizer, x, y, bf16=False):
+    """One bare training step: forward (in bfloat16 autocast with `bf16`), MSE, backward, optimiser step."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(x)
+    loss = torch.nn.functional.mse_loss(out.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def matmul_peak(dtype, device, size=2048, repeats=5):
     """GFLOP/s of a size x size matrix product in `dtype`: the speed this machine's matrix units reach when the
     work is large enough to keep them busy, the ceiling for a training loop in that precision."""
@@ -116,20 +126,13 @@ def profile_rows(steps, batch_size, device, precisions, top=8):
         model = colorizer().to(device)
         optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
 
-        def step():
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-                out = model(x)
-            loss = torch.nn.functional.mse_loss(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        step()
+        bf16 = precision == "bfloat16"
+        train_step(model, optimizer, x, y, bf16)
         activities = [torch.profiler.ProfilerActivity.CPU] + (
             [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with torch.profiler.profile(activities=activities) as prof:
             for _ in range(steps):
-                step()
+                train_step(model, optimizer, x, y, bf16)
             wait_for(device)
         events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
         total = sum(e.self_cpu_time_total for e in events)
@@ -185,12 +188,7 @@ def loop_pair(model, prepared, steps, batch_size, bf16=False):
 
     def bare():
         for _ in range(steps):
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(x)
-            loss = torch.nn.functional.mse_loss(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(model, optimizer, x, y, bf16)
 
     images = steps * batch_size
     subset = (prepared["train_l"][:images], prepared["train_ab"][:images])
@@ -222,12 +220,7 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
 
         def loop(count):
             for _ in range(count):
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.get("bf16", False)):
-                    out = run(x)
-                loss = torch.nn.functional.mse_loss(out.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                train_step(run, optimizer, x, y, options.get("bf16", False))
 
         start = time.perf_counter()
         loop(3)  # CUDA graphs are recorded on the first steps

@@ -65,6 +65,11 @@ def resolve_data_dir(data_dir=None):
                     f"(giving {DEFAULT_DATA_DIRS[0]}) or pass --data-dir")
 
 
+def is_data_dir(path, data_dir=None):
+    """Whether `path` is the folder the faces are loaded from: files written there would be read as faces."""
+    return Path(path).resolve() == resolve_data_dir(data_dir).resolve()
+
+
 def _is_truncated_jpeg(raw):
     """OpenCV silently decodes a cut-off JPEG with a grey bottom; the missing end-of-image marker gives it away."""
     return raw[:2] == b"\xff\xd8" and not raw.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")

@@ -260,7 +260,7 @@ def main(argv=None):
         if not checkpoint.get(f"{args.split}_names"):
             raise runtime.UserError(f"--split {args.split}: {args.checkpoint} has no {args.split} images "
                                     f"(a validation split needs a run trained with --val-fraction)")
-        if args.pngs > 0 and args.out_dir.resolve() == data.resolve_data_dir(args.data_dir).resolve():
+        if args.pngs > 0 and data.is_data_dir(args.out_dir, args.data_dir):
             raise runtime.UserError(f"--out-dir {args.out_dir}: is the data folder; PNGs written there would be "
                                     f"read as faces by the next run")
         evaluate_dataset(model, checkpoint, args, out_folder(args.out_dir) if args.pngs > 0 else args.out_dir)

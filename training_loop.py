@@ -34,7 +34,7 @@ def start_run(args, name, model_kind):
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out-dir {out_dir}: exists and is not a folder")
-    if out_dir.resolve() == data.resolve_data_dir(args.data_dir).resolve():
+    if data.is_data_dir(out_dir, args.data_dir):
         raise UserError(f"--out-dir {out_dir}: is the data folder; the run's files there would be read as faces")
     out_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir) if rank_and_world()[0] == 0 else contextlib.nullcontext():
