@@ -7,19 +7,20 @@ in each training image (for the identity loss) and the shuffled (per-rank) mini-
 import torch
 
 import data
-from augment import apply_params, sample_params
+from augment import CROP_RANGE, apply_params, sample_params
 from runtime import UserError
 
 
-def augmented_network_data(rgb, factor, seed, out=None):
-    """Augment rgb x`factor` and convert to (l_norm, ab_norm) on rgb's device, a chunk of source images at a time;
-    `out` = (l_norm, ab_norm) tensors to overwrite instead of new ones.
+def augmented_network_data(rgb, factor, seed, out=None, crop_min=CROP_RANGE[0], rotate=0.0):
+    """Augment rgb x`factor` (crop sides from crop_min, rotations within +-rotate degrees) and convert to (l_norm,
+    ab_norm) on rgb's device, a chunk of source images at a time; `out` = (l_norm, ab_norm) tensors to overwrite
+    instead of new ones.
 
-    Same result as data.to_network(augment(rgb, factor, seed)), without holding the whole augmented RGB set. On a
+    Same result as data.to_network(augment(rgb, factor, seed, ...)), without holding the whole augmented RGB set. On a
     CPU, chunks of 16 sources (about 30 MB of temporaries) stay under glibc's mmap threshold, so their memory is
     reused instead of page-faulted in again for every chunk; a GPU takes bigger chunks (fewer kernel launches).
     """
-    params = sample_params(len(rgb), factor, seed).to(rgb.device)
+    params = sample_params(len(rgb), factor, seed, crop_min=crop_min, rotate=rotate).to(rgb.device)
     count = len(rgb) * factor
     l_norm, ab_norm = out if out is not None else (rgb.new_empty((count, 1, *rgb.shape[2:])),
                                                    rgb.new_empty((count, 2, *rgb.shape[2:])))
@@ -49,7 +50,8 @@ def prepare_data(args, device):
     if len(train_idx) == 0 or len(eval_idx) == 0:
         raise UserError(f"{len(rgb)} image(s) are too few to split into training and {eval_split} images")
     train_rgb = rgb[train_idx].to(device)
-    train_l, train_ab = augmented_network_data(train_rgb, args.augment_factor, _draw_seed(args.seed, 1))
+    train_l, train_ab = augmented_network_data(train_rgb, args.augment_factor, _draw_seed(args.seed, 1),
+                                               crop_min=args.crop_min, rotate=args.rotate)
     eval_l, eval_ab = data.to_network(rgb[eval_idx].to(device))
     return {"train_l": train_l, "train_ab": train_ab, "train_draw": 1,
             "eval_l": eval_l, "eval_ab": eval_ab, "eval_split": eval_split,
@@ -75,7 +77,8 @@ def training_data(prepared, args, epoch):
         return prepared["train_l"], prepared["train_ab"]
     if prepared["train_draw"] != epoch:
         augmented_network_data(prepared["train_rgb"], args.augment_factor, _draw_seed(args.seed, epoch),
-                               out=(prepared["train_l"], prepared["train_ab"]))
+                               out=(prepared["train_l"], prepared["train_ab"]), crop_min=args.crop_min,
+                               rotate=args.rotate)
         prepared["train_draw"] = epoch
     return prepared["train_l"], prepared["train_ab"]
 

@@ -1,7 +1,8 @@
 """Command-line flags shared by the training scripts, the flag types every script uses, and the --help format.
 
-Owner of: the common training flags (data, epochs, batch, learning rate, augmentation, seed, device, output folder,
-resume, bf16, compile) and their defaults per script; positive_int and the other argparse types; HelpFormatter.
+Owner of: the common training flags (data, epochs, batch, learning rate, weight decay, augmentation, seed, device,
+output folder, resume, bf16, compile) and their defaults per script; positive_int and the other argparse types;
+HelpFormatter.
 """
 import argparse
 import math
@@ -49,6 +50,20 @@ def decay(text):
     return value
 
 
+def crop_side(text):
+    value = float(text)
+    if not 0.1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0.1, 1], got {text}")
+    return value
+
+
+def degrees(text):
+    value = float(text)
+    if not 0 <= value <= 90:
+        raise argparse.ArgumentTypeError(f"must be an angle in [0, 90] degrees, got {text}")
+    return value
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """--help keeps the docstring's line breaks and shows every flag's default (except "None": such flags say in
     their help what leaving them out does)."""
@@ -65,12 +80,18 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
     parser.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the augmented training set")
     parser.add_argument("--batch-size", type=positive_int, default=10, help="images per training step")
     parser.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=0.0,
+                        help="AdamW's decoupled weight decay, e.g. 0.05 (0: plain Adam; beyond the spec)")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=lr_schedule,
                         help="learning rate per epoch: constant, or cosine decay to 0 at the last epoch")
     parser.add_argument("--augment-factor", type=positive_int, default=10,
                         help="copies of each training image (1: no augmentation)")
     parser.add_argument("--fresh-augment", action=argparse.BooleanOptionalAction, default=fresh_augment,
                         help="draw new random augmentations every epoch instead of one fixed augmented set")
+    parser.add_argument("--crop-min", type=crop_side, default=0.7,
+                        help="smallest side of an augmented copy's random crop, as a fraction of the image side")
+    parser.add_argument("--rotate", type=degrees, default=0.0, metavar="DEG",
+                        help="rotate each augmented copy by a random angle in [-DEG, DEG] degrees (0: no rotation)")
     parser.add_argument("--val-fraction", type=fraction, default=0.0,
                         help="hold out this fraction of all images from training (before augmentation) and evaluate "
                              "on it instead of the test split: for choosing settings without looking at the test set")

@@ -1,4 +1,6 @@
 """augment.py: size, flip, crop, brightness and seeding, checked on the images themselves."""
+import math
+
 import torch
 
 import augment
@@ -71,3 +73,22 @@ def test_same_seed_same_result_other_seed_other_result(faces):
     rgb = faces[0][:3]
     assert torch.equal(augment.augment(rgb, seed=5), augment.augment(rgb, seed=5))
     assert not torch.equal(augment.augment(rgb, seed=5), augment.augment(rgb, seed=6))
+
+
+def test_rotation_by_90_degrees_turns_the_image_a_quarter(faces):
+    rgb = faces[0][:1]
+    out = augment.apply_params(rgb, _only(1, angle=torch.tensor([math.pi / 2])))
+    quarter_turns = [torch.rot90(rgb[0], k, dims=(-2, -1)) for k in (1, -1)]
+    matches = [torch.allclose(out[0], turned, atol=1e-5) for turned in quarter_turns]
+    assert sorted(matches) == [False, True]
+
+
+def test_rotate_and_crop_min_widen_the_draws_and_leave_the_others_alone():
+    plain = augment.sample_params(100, 10, seed=0)
+    strong = augment.sample_params(100, 10, seed=0, crop_min=0.5, rotate=15)
+    assert plain.angle is None  # the default augmentation is exactly the one without rotation
+    copies = torch.arange(1000) % 10 != 0
+    degrees = strong.angle * 180 / math.pi
+    assert degrees.abs().max() <= 15 and degrees[copies].abs().max() > 12 and (degrees[~copies] == 0).all()
+    assert strong.side.min() >= 0.5 and strong.side[copies].min() < 0.6
+    assert torch.equal(strong.flip, plain.flip) and torch.equal(strong.scale, plain.scale)

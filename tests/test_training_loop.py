@@ -115,3 +115,25 @@ def test_same_seed_and_settings_give_bit_identical_runs_whose_start_line_and_sum
     summaries = [json.loads((tmp_path / run / "colorizer_summary.json").read_text()) for run in ("a", "b")]
     assert summaries[0]["figures"] == summaries[1]["figures"]
     assert (summaries[0]["threads"], summaries[0]["precision"]) == (torch.get_num_threads(), precision)
+
+
+def test_weight_decay_shrinks_weights_that_get_no_gradient_and_plain_adam_does_not():
+    shrunk = {}
+    for weight_decay in (0.0, 0.1):
+        model = torch.nn.Linear(3, 2)
+        before = model.weight.detach().clone()
+        args = train_colorize.parse_args(["--lr", "0.01", "--weight-decay", str(weight_decay)])
+        optimizer, _ = training_loop.make_optimizer(model, args)
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        shrunk[weight_decay] = model.weight.detach() / before
+    assert torch.equal(shrunk[0.0], torch.ones(2, 3))
+    assert torch.allclose(shrunk[0.1], torch.full((2, 3), 1 - 0.01 * 0.1))
+
+
+@pytest.mark.parametrize("flag", [["--rotate", "91"], ["--crop-min", "0"], ["--weight-decay", "-1"]])
+def test_out_of_range_augmentation_and_decay_flags_are_refused_naming_the_flag(flag, capsys):
+    with pytest.raises(SystemExit):
+        train_colorize.parse_args(flag)
+    assert flag[0] in capsys.readouterr().err
