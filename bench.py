@@ -52,8 +52,8 @@ import training_loop
 
 HERE = Path(__file__).resolve().parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-FULL_RUN_MODES = {"eager": [], "bf16": ["--bf16"], "compile": ["--compile"],
-                  "graphs": ["--compile", "--compile-mode", "reduce-overhead"],
+FULL_RUN_MODES = {"eager": ["--no-bf16"], "bf16": ["--bf16"], "compile": ["--compile", "--no-bf16"],
+                  "graphs": ["--compile", "--compile-mode", "reduce-overhead", "--no-bf16"],
                   "graphs+bf16": ["--compile", "--compile-mode", "reduce-overhead", "--bf16"]}
 
 

@@ -2,7 +2,7 @@
 checkpoint's colorization, ground truth, under a labelled header.
 
 Owner of the comparison figure only; models are loaded and images written with test_colorize's helpers. The
-checkpoints must share a test split (trained with the same --seed).
+checkpoints must share a test split (trained with the same --seed and --split-by).
 
     python compare.py runs/final/colorize_features_3_seed0/colorizer.pt runs/final/colorize_seed0/colorizer.pt \\
         --labels "spec net, 3 maps" "regression" --out outputs/comparison.png
@@ -53,10 +53,8 @@ def main(argv=None):
     args = parse_args(argv)
     device = runtime.pick_device("auto")
     models = [test_colorize.load_colorizer(path, device) for path in args.checkpoints]
+    test_colorize.check_same_split(args.checkpoints, [checkpoint for _, checkpoint in models], ("test",))
     test_names = models[0][1]["test_names"][:args.faces]
-    for path, (_, checkpoint) in zip(args.checkpoints, models):
-        if checkpoint["test_names"][:args.faces] != test_names:
-            raise runtime.UserError(f"{path}: its test split differs from {args.checkpoints[0]}'s (another --seed?)")
     rgb, names = data.load_faces(args.data_dir)
     rgb = rgb[data.select_by_name(names, test_names)]
     l_norm, _ = data.to_network(rgb)

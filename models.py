@@ -6,7 +6,11 @@ from data.py); data.py turns that back into raw Lab. The classification Colorize
 while training and decodes them (data.annealed_mean) in eval mode; a MeanChromaNet ensemble returns each member's
 prediction while training and their average in eval mode. Every constructor argument is stored in `model.args`,
 so a checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
+AveragedColorizers makes several trained colorizers one that predicts their average (test_colorize.py with
+several checkpoints).
 """
+import math
+
 import torch
 from torch import nn
 
@@ -256,6 +260,21 @@ class FusionColorizer(_PixelColorizer):
         ab_half = self.out(self.color(self.fusion(torch.cat([mid, tiled], dim=1))))
         return (nn.functional.interpolate(ab_half, size=l_norm.shape[-2:], mode="bilinear", align_corners=False),
                 global_vector)
+
+
+class AveragedColorizers(nn.Module):
+    """Trained per-pixel colorizers as one, for evaluation and colorizing: the average of their ab_norm
+    predictions (two averaged members). Members trained apart partly err apart; as the squared error is convex, the
+    average's MSE is never above the members' mean MSE, and lower the more they disagree. Each member keeps its own
+    mirror averaging; inputs need sides that every member accepts."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.side_multiple = math.lcm(*(member.side_multiple for member in members))
+
+    def forward(self, l_norm):
+        return torch.stack([member(l_norm).float() for member in self.members]).mean(0)
 
 
 MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer, "FusionColorizer": FusionColorizer}

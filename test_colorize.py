@@ -19,7 +19,7 @@ import output_files
 import runtime
 import train_flags
 import training_loop
-from models import COLORIZERS, build_model
+from models import COLORIZERS, AveragedColorizers, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
@@ -27,9 +27,11 @@ SHIPPED = Path("outputs/colorizer.pt")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
-    parser.add_argument("--checkpoint", help=f"trained colorizer checkpoint (default: {TRAINED}, what "
-                                             f"train_colorize.py writes by default, if it exists, else the "
-                                             f"shipped model {SHIPPED})")
+    parser.add_argument("--checkpoint", nargs="+", type=Path, metavar="PATH",
+                        help=f"trained colorizer checkpoint (default: {TRAINED}, what train_colorize.py writes by "
+                             f"default, if it exists, else the shipped model {SHIPPED}); several: their predictions "
+                             f"are averaged (for the dataset they must share one split: the same --seed and "
+                             f"--split-by)")
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
     parser.add_argument("--out-dir", help="where PNGs are written (default: colorized/ beside the checkpoint)")
@@ -53,8 +55,8 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     args = parser.parse_args(argv)
-    args.checkpoint = Path(args.checkpoint or (TRAINED if TRAINED.is_file() else SHIPPED))
-    args.out_dir = Path(args.out_dir or args.checkpoint.parent / "colorized")
+    args.checkpoint = args.checkpoint or [TRAINED if TRAINED.is_file() else SHIPPED]
+    args.out_dir = Path(args.out_dir or args.checkpoint[0].parent / "colorized")
     return args
 
 
@@ -69,6 +71,29 @@ def load_colorizer(path, device, flip_average=None):
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return model, checkpoint
+
+
+def check_same_split(paths, checkpoints, splits=("train", "val", "test")):
+    """Refuse checkpoints whose `splits` hold different images (trained with another --seed or --split-by)."""
+    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+        for split in splits:
+            if checkpoint.get(f"{split}_names") != checkpoints[0].get(f"{split}_names"):
+                raise runtime.UserError(f"{path}: its {split} split differs from {paths[0]}'s (another --seed or "
+                                        f"--split-by?)")
+
+
+def load_colorizers(paths, device, flip_average=None, splits=("train", "val", "test")):
+    """The model to run, and the first checkpoint (for its split): one checkpoint's model, or several as
+    AveragedColorizers, which must share `splits` (none for --input). Prints a line per checkpoint."""
+    loaded = [load_colorizer(path, device, flip_average) for path in paths]
+    for path, (model, checkpoint) in zip(paths, loaded):
+        print(f"checkpoint {path}: {checkpoint['model_kind']}, {checkpoint['epoch']} epochs, "
+              f"seed {checkpoint['args']['seed']}, mirror average {'on' if model.args['flip_average'] else 'off'}")
+    check_same_split(paths, [checkpoint for _, checkpoint in loaded], splits)
+    if len(loaded) == 1:
+        return loaded[0]
+    print(f"averaging the predictions of these {len(loaded)} colorizers")
+    return AveragedColorizers([model for model, _ in loaded]), loaded[0][1]
 
 
 def out_folder(path):
@@ -248,9 +273,8 @@ def colorize_inputs(model, files, out_dir, work_size):
 def main(argv=None):
     args = parse_args(argv)
     device = runtime.pick_device(args.device)
-    model, checkpoint = load_colorizer(args.checkpoint, device, args.flip_average)
-    print(f"checkpoint {args.checkpoint}: {checkpoint['model_kind']}, {checkpoint['epoch']} epochs, "
-          f"seed {checkpoint['args']['seed']}, mirror average {'on' if model.args['flip_average'] else 'off'}")
+    model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, () if args.input else
+                                        ("train", "val", "test"))
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
         failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
@@ -258,7 +282,7 @@ def main(argv=None):
             raise runtime.UserError(f"{failures} input(s) could not be colorized")
     else:
         if not checkpoint.get(f"{args.split}_names"):
-            raise runtime.UserError(f"--split {args.split}: {args.checkpoint} has no {args.split} images "
+            raise runtime.UserError(f"--split {args.split}: {args.checkpoint[0]} has no {args.split} images "
                                     f"(a validation split needs a run trained with --val-fraction)")
         if args.pngs > 0 and data.is_data_dir(args.out_dir, args.data_dir):
             raise runtime.UserError(f"--out-dir {args.out_dir}: is the data folder; PNGs written there would be "

@@ -108,10 +108,12 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
                              "(continue it with --resume). The shipped model in outputs/ is not written by default")
     parser.add_argument("--tanh", action="store_true", help="Tanh output, a*b* targets scaled to [-1, 1]")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
-                        help="train in bfloat16 autocast (forward pass; weights and optimiser stay float32). Faster "
-                             "only where the hardware multiplies bfloat16 natively: a GPU, or a CPU with AMX (see "
-                             "bench.py); on a CPU without AMX it is slower (README, Speed)")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="train in bfloat16 autocast (forward pass; weights and optimiser stay float32), or "
+                             "force float32 with --no-bf16. Default: bfloat16 where the hardware multiplies it "
+                             "natively (a CUDA GPU from Ampere on, or a CPU with AMX; bench.py's first lines say "
+                             "which), float32 elsewhere, as on a CPU without AMX, where bfloat16 is slower "
+                             "(README, Speed); the start line says which runs")
     parser.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
                         help="evaluate and save an exponential moving average of the weights, updated after every "
                              "step with this decay, e.g. 0.999 (0: off; beyond the spec)")

@@ -21,16 +21,19 @@ from output_files import keeping
 from prepare import minibatches, prepare_data, training_data
 from run_lock import RunLock
 from run_log import EpochLog, Progress
-from runtime import (Interrupted, StopFlag, UserError, all_ranks_sum, init_distributed, process_group_name,
-                     rank_and_world)
+from runtime import (Interrupted, StopFlag, UserError, all_ranks_sum, init_distributed, native_bf16,
+                     process_group_name, rank_and_world)
 
 
 @contextlib.contextmanager
 def start_run(args, name, model_kind):
     """The common start of a training script, as `with start_run(...) as run:`: device (joining torchrun's group,
-    if any), output folder and its lock (run_lock; held by rank 0 until the block ends, however it ends), the
-    checkpoint to resume (--resume), the stop flag, and the prepared data, as a SimpleNamespace."""
+    if any), the precision unless a flag chose it (args.bf16), output folder and its lock (run_lock; held by rank 0
+    until the block ends, however it ends), the checkpoint to resume (--resume), the stop flag, and the prepared
+    data, as a SimpleNamespace."""
     device = init_distributed(args.device)
+    if args.bf16 is None:  # neither --bf16 nor --no-bf16: bfloat16 where the hardware runs it natively
+        args.bf16 = native_bf16(device)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out-dir {out_dir}: exists and is not a folder")

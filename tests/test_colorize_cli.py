@@ -168,11 +168,11 @@ def test_bad_checkpoints_give_one_line_errors(trained, tmp_path):
 def test_default_checkpoint_is_the_users_trained_model_if_any_and_pngs_go_beside_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shipped = test_colorize.parse_args([])
-    assert (shipped.checkpoint, shipped.out_dir) == (Path("outputs/colorizer.pt"), Path("outputs/colorized"))
+    assert (shipped.checkpoint, shipped.out_dir) == ([Path("outputs/colorizer.pt")], Path("outputs/colorized"))
     (tmp_path / "runs" / "colorizer").mkdir(parents=True)
     (tmp_path / "runs" / "colorizer" / "colorizer.pt").write_bytes(b"")
     trained = test_colorize.parse_args([])
-    assert (trained.checkpoint, trained.out_dir) == (Path("runs/colorizer/colorizer.pt"),
+    assert (trained.checkpoint, trained.out_dir) == ([Path("runs/colorizer/colorizer.pt")],
                                                      Path("runs/colorizer/colorized"))
     assert test_colorize.parse_args(["--out-dir", "x"]).out_dir == Path("x")
 
@@ -289,3 +289,34 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     plain = run_script("train_colorize.py", "--data-dir", DATA_DIR, "--limit", 20, "--arch", "unet", "--epochs", 2,
                        "--resume", "--out-dir", out)  # not this checkpoint's kind
     assert plain.returncode == 1 and "not a Colorizer checkpoint (found FusionColorizer)" in plain.stderr
+
+
+def test_several_checkpoints_are_averaged_and_must_share_their_split_except_for_photos(trained, tmp_path):
+    out, _ = trained
+    fusion, other_seed = tmp_path / "fusion", tmp_path / "seed1"
+    for folder, flags in ((fusion, ["--arch", "fusion", "--width", 4]), (other_seed, [*TINY[4:], "--seed", 1])):
+        result = run_script("train_colorize.py", "--data-dir", DATA_DIR, "--limit", 20, *flags, "--epochs", 1,
+                            "--out-dir", folder)
+        assert result.returncode == 0, result.stderr
+    paths = [out / "colorizer.pt", fusion / "colorizer.pt"]
+    result = run_script("test_colorize.py", "--checkpoint", *paths, "--data-dir", DATA_DIR, "--pngs", 0)
+    assert result.returncode == 0, result.stderr
+    printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", result.stdout).group(1))
+    models = [test_colorize.load_colorizer(path, torch.device("cpu"))[0] for path in paths]
+    rgb, names = data.load_faces(DATA_DIR)
+    names_of_test = torch.load(paths[0], weights_only=True)["test_names"]
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, names_of_test)])
+    with torch.no_grad():
+        predictions = [model(l_norm) for model in models]
+    singles = [data.ab_mse_raw(prediction, ab_norm).mean().item() for prediction in predictions]
+    averaged = data.ab_mse_raw((predictions[0] + predictions[1]) / 2, ab_norm).mean().item()
+    assert printed == pytest.approx(averaged, abs=0.01)
+    assert averaged < sum(singles) / 2 and min(abs(averaged - single) for single in singles) > 0.01
+    refused = run_script("test_colorize.py", "--checkpoint", paths[0], other_seed / "colorizer.pt", "--data-dir",
+                         DATA_DIR, "--out-dir", tmp_path / "refused")
+    assert refused.returncode == 1 and "split differs from" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "refused").exists()
+    photo = run_script("test_colorize.py", "--checkpoint", paths[0], other_seed / "colorizer.pt", "--input",
+                       DATA_DIR / names[0], "--out-dir", tmp_path / "photo")
+    assert photo.returncode == 0, photo.stderr
+    assert (tmp_path / "photo" / f"{Path(names[0]).stem}.png").is_file()

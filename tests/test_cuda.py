@@ -36,7 +36,8 @@ def _test_mse(checkpoint, device, out):
     return float(re.search(r"test: \d+ images, MSE a\* [\d.]+  b\* [\d.]+  mean ([\d.]+)", result.stdout).group(1))
 
 
-@pytest.mark.parametrize("flags", [[], GRAPHS, ["--bf16"]], ids=["eager", "cuda-graphs", "bf16"])
+@pytest.mark.parametrize("flags", [["--no-bf16"], [*GRAPHS, "--no-bf16"], ["--bf16"]],
+                         ids=["eager", "cuda-graphs", "bf16"])
 def test_one_epoch_trains_on_the_gpu(flags, tmp_path):
     stdout = _train(tmp_path, "--device", "cuda", *flags)
     assert "device cuda" in stdout

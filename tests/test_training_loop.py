@@ -117,6 +117,18 @@ def test_same_seed_and_settings_give_bit_identical_runs_whose_start_line_and_sum
     assert (summaries[0]["threads"], summaries[0]["precision"]) == (torch.get_num_threads(), precision)
 
 
+@pytest.mark.parametrize("native, flags, precision", [(False, [], "float32"), (True, [], "bfloat16 autocast"),
+                                                      (True, ["--no-bf16"], "float32")])
+def test_precision_defaults_to_bfloat16_only_where_the_hardware_runs_it_natively_and_a_flag_overrides_it(
+        native, flags, precision, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(training_loop, "native_bf16", lambda device: native)
+    train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "1", "--width", "4",
+                         "--augment-factor", "2", "--out-dir", str(tmp_path), *flags])
+    assert f"CPU threads, {precision}," in capsys.readouterr().out
+    summary = json.loads((tmp_path / "colorizer_summary.json").read_text())
+    assert summary["precision"] == precision and summary["args"]["bf16"] == (precision != "float32")
+
+
 def test_weight_decay_shrinks_weights_that_get_no_gradient_and_plain_adam_does_not():
     shrunk = {}
     for weight_decay in (0.0, 0.1):
