@@ -104,11 +104,12 @@ def pending_runs(stage, runs_dir, match=""):
 
 
 def run_one(command, run_dir, threads):
-    """Run one training command, its output into <run_dir>/train.log; returns (exit status, seconds)."""
+    """Run one training command, its output appended to <run_dir>/train.log (a resumed run adds to its log, and one
+    refused because the run is still going elsewhere leaves that run's log whole); returns (exit status, seconds)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     start = time.perf_counter()
-    with open(run_dir / "train.log", "w") as log:
+    with open(run_dir / "train.log", "a") as log:
         done = subprocess.run(command, cwd=HERE, stdout=log, stderr=subprocess.STDOUT, env=env)
     return done.returncode, time.perf_counter() - start
 

@@ -2,6 +2,7 @@
 fresh augmentation, the summaries and the table built from them."""
 import csv
 import json
+import sys
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ import runtime
 import test_colorize
 import train_mean
 from conftest import DATA_DIR
+from run_lock import RunLock
 
 # every line of both stages, with the flags its stage puts before it (as experiments.py runs it)
 CONFIGS = sorted({" ".join([words[0], *experiments.stage_flags(stage, words), *words[1:]])
@@ -156,3 +158,16 @@ def test_identity_loss_run_classifies_the_training_splits_people_and_tests_like_
     assert [classes[i] for i in labels[::10].tolist()] == [people[name] for name in checkpoint["train_names"]]
     test_colorize.main(["--checkpoint", str(tmp_path / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0"])
     assert "test: " in capsys.readouterr().out
+
+
+def test_a_run_refused_because_it_is_still_going_elsewhere_keeps_that_runs_log(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "train.log").write_text("epoch   1  train MSE    28.70\n")
+    command = [sys.executable, "train_colorize.py", "--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "1",
+               "--out-dir", str(run_dir)]
+    with RunLock(run_dir):  # the run, still going in this process
+        status, _ = experiments.run_one(command, run_dir, threads=1)
+    log = (run_dir / "train.log").read_text()
+    assert status == 1 and log.startswith("epoch   1  train MSE    28.70\n")
+    assert "another run is using this folder" in log
