@@ -1,5 +1,5 @@
-"""Evaluate a trained colorizer on its test split (or validation split) and save PNGs; or colorize any photos
-with --input.
+"""Evaluate a trained colorizer (or the average of several, given several --checkpoint paths) on its test split (or
+validation split) and save PNGs; or colorize any photos with --input.
 
 Owner of this script's CLI and of writing images. The split is rebuilt from the file names stored in the
 checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
