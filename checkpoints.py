@@ -15,6 +15,8 @@ import torch
 from output_files import write_bytes
 from runtime import UserError
 
+SPLITS = ("train", "val", "test")  # a checkpoint names the images of each: <split>_names
+
 UNREADABLE = "not a readable PyTorch checkpoint (corrupt or truncated)"
 
 
@@ -28,7 +30,7 @@ def checkpoint(model, optimizer, scheduler, epoch, partial, args, prepared, metr
     return {"model_kind": type(model).__name__, "model_args": model.args, **weights,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
             "partial": list(partial), "args": vars(args), "metrics": metrics,
-            **{f"{split}_names": prepared[f"{split}_names"] for split in ("train", "val", "test")}}
+            **{f"{split}_names": prepared[f"{split}_names"] for split in SPLITS}}
 
 
 RESUME_ONLY = ("optimizer", "scheduler", "train_model")  # what only resuming a run needs

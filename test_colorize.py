@@ -73,16 +73,17 @@ def load_colorizer(path, device, flip_average=None):
     return model, checkpoint
 
 
-def check_same_split(paths, checkpoints, splits=("train", "val", "test")):
-    """Refuse checkpoints whose `splits` hold different images (trained with another --seed or --split-by)."""
-    for path, checkpoint in zip(paths[1:], checkpoints[1:]):
+def check_same_split(paths, loaded, splits=checkpoints.SPLITS):
+    """Refuse checkpoints (`loaded`, read from `paths`) whose `splits` hold different images (trained with another
+    --seed or --split-by)."""
+    for path, checkpoint in zip(paths[1:], loaded[1:]):
         for split in splits:
-            if checkpoint.get(f"{split}_names") != checkpoints[0].get(f"{split}_names"):
+            if checkpoint.get(f"{split}_names") != loaded[0].get(f"{split}_names"):
                 raise runtime.UserError(f"{path}: its {split} split differs from {paths[0]}'s (another --seed or "
                                         f"--split-by?)")
 
 
-def load_colorizers(paths, device, flip_average=None, splits=("train", "val", "test")):
+def load_colorizers(paths, device, flip_average=None, splits=checkpoints.SPLITS):
     """The model to run, and the first checkpoint (for its split): one checkpoint's model, or several as
     AveragedColorizers, which must share `splits` (none for --input). Prints a line per checkpoint."""
     loaded = [load_colorizer(path, device, flip_average) for path in paths]
@@ -273,8 +274,8 @@ def colorize_inputs(model, files, out_dir, work_size):
 def main(argv=None):
     args = parse_args(argv)
     device = runtime.pick_device(args.device)
-    model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, () if args.input else
-                                        ("train", "val", "test"))
+    splits = () if args.input else checkpoints.SPLITS  # photos need no shared split
+    model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, splits)
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
         failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
