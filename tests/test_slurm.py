@@ -5,12 +5,14 @@ The SLURM tests need root and Debian's slurm-wlm and munge; without them they sk
 """
 import csv
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
+import experiments
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT
 from slurm_cluster import Cluster, missing_requirements
 
@@ -94,6 +96,17 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     assert [(r["model_args"]["levels"], r["model_args"]["skips"]) for r in runs[:2]] == [(3, False), (4, True)]
     assert runs[2]["model_args"]["features"] == 4 and runs[2]["args"]["split_by"] == "person"
     assert all(r["args"]["val_fraction"] == 0.2 and r["args"]["epochs"] == 1 for r in runs)
+
+
+def test_experiment_arrays_named_in_the_script_cover_each_lists_lines_exactly():
+    """The script's default --array and its new-faces hint must track the lists' lengths, or a submitted table
+    silently skips its last rows (or starts tasks with no line)."""
+    script = (ROOT / "slurm" / "experiments.sbatch").read_text()
+    default = re.search(r"^#SBATCH --array=0-(\d+)$", script, re.M)
+    new_faces = re.search(r"EXPERIMENTS=experiments/new_faces.txt sbatch --array=0-(\d+)", script)
+    for found, listing in ((default, "final.txt"), (new_faces, "new_faces.txt")):
+        lines = experiments.read_configs(ROOT / "experiments" / listing)
+        assert found and int(found.group(1)) == len(lines) - 1, listing
 
 
 def test_multigpu_script_starts_one_process_per_allocated_gpu(cluster, tmp_path):
