@@ -36,32 +36,22 @@ def nonnegative_float(text):
     return value
 
 
-def fraction(text):
-    value = float(text)
-    if not 0 <= value < 0.5:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 0.5), got {text}")
-    return value
+def _float_in(name, low, high, what, open_high=False):
+    """An argparse type accepting floats in [low, high] ([low, high) if open_high); argparse names it `name` in its
+    "invalid ... value" message for text that is not a number."""
+    def parse(text):
+        value = float(text)
+        if not (low <= value < high if open_high else low <= value <= high):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def decay(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
-    return value
-
-
-def crop_side(text):
-    value = float(text)
-    if not 0.1 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0.1, 1], got {text}")
-    return value
-
-
-def degrees(text):
-    value = float(text)
-    if not 0 <= value <= 90:
-        raise argparse.ArgumentTypeError(f"must be an angle in [0, 90] degrees, got {text}")
-    return value
+fraction = _float_in("fraction", 0, 0.5, "a fraction in [0, 0.5)", open_high=True)
+decay = _float_in("decay", 0, 1, "a number in [0, 1)", open_high=True)
+crop_side = _float_in("crop_side", 0.1, 1, "a fraction in [0.1, 1]")
+degrees = _float_in("degrees", 0, 90, "an angle in [0, 90] degrees")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -144,6 +144,21 @@ def test_weight_decay_shrinks_weights_that_get_no_gradient_and_plain_adam_does_n
     assert torch.allclose(shrunk[0.1], torch.full((2, 3), 1 - 0.01 * 0.1))
 
 
+@pytest.mark.parametrize("flag, inside, outside", [
+    ("--val-fraction", ["0", "0.49"], ["0.5", "-0.01", "nan"]),
+    ("--ema", ["0", "0.999"], ["1", "-0.1", "nan"]),
+    ("--crop-min", ["0.1", "1"], ["0.09", "1.01", "nan"]),
+    ("--rotate", ["0", "90"], ["90.5", "-1", "nan", "ten"])])
+def test_bounded_float_flags_keep_their_edges_and_refuse_the_rest_naming_the_flag(flag, inside, outside, capsys):
+    dest = flag.lstrip("-").replace("-", "_")
+    for text in inside:
+        assert getattr(train_colorize.parse_args([flag, text]), dest) == float(text)
+    for text in outside:
+        with pytest.raises(SystemExit):
+            train_colorize.parse_args([flag, text])
+        assert f"argument {flag}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag", [["--rotate", "91"], ["--crop-min", "0"], ["--weight-decay", "-1"]])
 def test_out_of_range_augmentation_and_decay_flags_are_refused_naming_the_flag(flag, capsys):
     with pytest.raises(SystemExit):
