@@ -7,13 +7,14 @@ Owner of measuring only; it calls the same functions the scripts run, on the dev
   fraction of the matching peak it reaches;
 - prepare: load the 750 faces, split, x10 augment, convert to L*a*b* on the device (prepare.prepare_data);
 - bare loop: forward + backward + Adam step of the default network on one in-memory batch, nothing else;
-- train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping), and
-  the minutes a whole default run (15 epochs of 6750 images) would take at that speed;
+- train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping);
+- whole run: the run's epochs (15 by default) x (its fresh x10 draw of an epoch + one epoch of the train loop), so
+  that flags changing the augmentation or the schedule are costed too;
 - with --precision float32 bfloat16: both loops in each precision (bfloat16: train_colorize.py --bf16), in turns;
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded);
-- with --networks: the loop and photo rows for each network, given as train_colorize.py flags (e.g. --networks
-  "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns so that a
-  slow phase of a shared machine hits all alike;
+- with --networks: the loop, whole-run and photo rows for each network, given as train_colorize.py flags (e.g.
+  --networks "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns
+  so that a slow phase of a shared machine hits all alike;
 - peak memory: maximum RSS of a one-epoch `train_colorize.py` run (default settings) in a child process;
 - with --profile: the operators that take most of a training step's self time, in each --precision;
 - with --variants: the bare loop under bf16 autocast, torch.compile (and its CUDA-graph mode on CUDA), the
@@ -26,6 +27,7 @@ nowhere, so the table stays readable.
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import os
 import platform
@@ -145,6 +147,19 @@ def profile_rows(steps, batch_size, device, precisions, top=8):
 def bench_prepare(repeats, device):
     args = train_colorize.parse_args([])
     return timed(lambda: prepare.prepare_data(args, device), repeats, device)
+
+
+def bench_epoch_draws(networks, repeats, device):
+    """{flags: median seconds} of the per-epoch fresh x10 draw each network's flags make (augmentation and Lab;
+    0 without --fresh-augment), timed in turns; it is part of every epoch's cost besides the loop."""
+    draws = {}
+    for flags in networks:
+        args = train_colorize.parse_args(shlex.split(flags))
+        prepared = prepare.prepare_data(args, device)
+        epochs = itertools.count(2)
+        draws[flags] = lambda args=args, prepared=prepared, epochs=epochs: prepare.training_data(
+            prepared, args, next(epochs))
+    return interleaved(draws, repeats, device)
 
 
 def interleaved(fns, repeats, device):
@@ -315,17 +330,20 @@ def main():
     rows += [(f"[{flags or 'defaults'}] training cost (forward + backward, counted)", f"{value:.2f} GFLOP/image")
              for flags, value in gflop.items()]
     rows.append(("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s"))
+    draws = bench_epoch_draws(args.networks, args.repeats, device)
     prepared = prepare.prepare_data(train_colorize.parse_args([]), device)
-    epochs = train_colorize.parse_args([]).epochs
-    images = prepared["train_l"].shape[0] * epochs
+    epoch_images = prepared["train_l"].shape[0]
     loops = bench_loops(prepared, args.steps, 10, args.repeats, device, args.networks, args.precision)
     for (flags, precision), (bare, real) in loops.items():
         name = f"[{flags or 'defaults'}{'' if args.precision == ['float32'] else ', ' + precision}]"
         of_peak = lambda rate: of_the_peak(rate, gflop[flags], peaks[precision], precision)  # noqa: E731
+        epochs = train_colorize.parse_args(shlex.split(flags)).epochs
         rows += [(f"{name} bare loop: fwd + bwd + Adam, batch 10", f"{bare:.0f} img/s, {of_peak(bare)}"),
-                 (f"{name} train_colorize loop (training_loop.train_epoch)",
-                  f"{real:.0f} img/s = {images / real / 60:.1f} min for {epochs} epochs, {of_peak(real)}"),
-                 ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
+                 (f"{name} train_colorize loop (training_loop.train_epoch)", f"{real:.0f} img/s, {of_peak(real)}"),
+                 ("  train loop / bare loop", f"{100 * real / bare:.0f} %"),
+                 (f"{name} whole run: {epochs} epochs x (fresh draw + loop)",
+                  f"{epochs} x ({draws[flags]:.1f} + {epoch_images / real:.0f}) s = "
+                  f"{epochs * (draws[flags] + epoch_images / real) / 60:.1f} min")]
     for flags in args.networks if len(args.precision) > 1 else ():
         rates = {precision: loops[flags, precision][1] for precision in args.precision}
         rows.append((f"[{flags or 'defaults'}] train loop speed-up, {args.precision[-1]} over {args.precision[0]}",
