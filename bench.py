@@ -150,16 +150,21 @@ def bench_prepare(repeats, device):
 
 
 def bench_epoch_draws(networks, repeats, device):
-    """{flags: median seconds} of the per-epoch fresh x10 draw each network's flags make (augmentation and Lab;
-    0 without --fresh-augment), timed in turns; it is part of every epoch's cost besides the loop."""
-    draws = {}
+    """Each network's per-epoch cost besides the loop: {flags: (median seconds of the fresh x10 draw its flags make
+    (augmentation and Lab; 0 without --fresh-augment), timed in turns, images per epoch)}; and the first network's
+    prepared data, which the loops reuse (preparing is the slow part, and the loops' speed does not depend on which
+    augmentation made their images)."""
+    draws, images, first = {}, {}, None
     for flags in networks:
         args = train_colorize.parse_args(shlex.split(flags))
         prepared = prepare.prepare_data(args, device)
+        first = first or prepared
+        images[flags] = prepared["train_l"].shape[0]
         epochs = itertools.count(2)
         draws[flags] = lambda args=args, prepared=prepared, epochs=epochs: prepare.training_data(
             prepared, args, next(epochs))
-    return interleaved(draws, repeats, device)
+    seconds = interleaved(draws, repeats, device)
+    return {flags: (seconds[flags], images[flags]) for flags in networks}, first
 
 
 def interleaved(fns, repeats, device):
@@ -331,20 +336,19 @@ def main():
     rows += [(f"[{flags or 'defaults'}] training cost (forward + backward, counted)", f"{value:.2f} GFLOP/image")
              for flags, value in gflop.items()]
     rows.append(("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s"))
-    draws = bench_epoch_draws(args.networks, args.repeats, device)
-    prepared = prepare.prepare_data(train_colorize.parse_args([]), device)
-    epoch_images = prepared["train_l"].shape[0]
+    per_epoch, prepared = bench_epoch_draws(args.networks, args.repeats, device)
     loops = bench_loops(prepared, args.steps, 10, args.repeats, device, args.networks, args.precision)
     for (flags, precision), (bare, real) in loops.items():
         name = f"[{flags or 'defaults'}{'' if args.precision == ['float32'] else ', ' + precision}]"
         of_peak = lambda rate: of_the_peak(rate, gflop[flags], peaks[precision], precision)  # noqa: E731
         epochs = train_colorize.parse_args(shlex.split(flags)).epochs
+        draw, epoch_images = per_epoch[flags]
         rows += [(f"{name} bare loop: fwd + bwd + Adam, batch 10", f"{bare:.0f} img/s, {of_peak(bare)}"),
                  (f"{name} train_colorize loop (training_loop.train_epoch)", f"{real:.0f} img/s, {of_peak(real)}"),
                  ("  train loop / bare loop", f"{100 * real / bare:.0f} %"),
                  (f"{name} whole run: {epochs} epochs x (fresh draw + loop)",
-                  f"{epochs} x ({draws[flags]:.1f} + {epoch_images / real:.0f}) s = "
-                  f"{epochs * (draws[flags] + epoch_images / real) / 60:.1f} min")]
+                  f"{epochs} x ({draw:.1f} + {epoch_images / real:.0f}) s = "
+                  f"{epochs * (draw + epoch_images / real) / 60:.1f} min")]
     for flags in args.networks if len(args.precision) > 1 else ():
         rates = {precision: loops[flags, precision][1] for precision in args.precision}
         rows.append((f"[{flags or 'defaults'}] train loop speed-up, {args.precision[-1]} over {args.precision[0]}",
