@@ -4,6 +4,7 @@ This module is the only owner of:
 - finding and reading the dataset (OpenCV reads BGR; it is converted to RGB once, in `read_rgb`);
 - the seeded 90/10 split, made before any augmentation, by image or by person (the identity table);
 - RGB <-> CIE L*a*b* conversion (sRGB, D65) and the normalisation the networks see;
+- a prediction's tint (its mean a*b*) and pulling it toward another;
 - the a*b* bins of the classification variant (quantisation and annealed-mean decoding);
 - the image-quality figures: MSE over a*b*, RGB PSNR and colorfulness (Hasler and Susstrunk 2003).
 
@@ -262,6 +263,18 @@ def to_network(rgb, chunk=16, out=None):
         part = slice(start, start + chunk)
         _write_lab(_lab_f(rgb[part]), l_norm[part], ab_norm[part], L_SCALE, AB_SCALE)  # normalize_l/_ab in place
     return l_norm, ab_norm
+
+
+def tint(ab_norm):
+    """Each image's mean color, its tint: N x 2 x 1 x 1 (a*, b*), in the units of `ab_norm`."""
+    return ab_norm.mean((2, 3), keepdim=True)
+
+
+def pull_tint(ab_norm, toward, keep):
+    """`ab_norm` (N x 2 x H x W) with each image's tint moved toward `toward` (2 values, same units), keeping the
+    fraction `keep` of the distance: 1 changes nothing, 0 gives every image the tint `toward`. The detail around
+    each image's tint is untouched."""
+    return ab_norm + (1 - keep) * (toward.reshape(1, 2, 1, 1) - tint(ab_norm))
 
 
 def merge_lab(l_raw, ab_raw):

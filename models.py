@@ -7,7 +7,7 @@ while training and decodes them (data.annealed_mean) in eval mode; a MeanChromaN
 prediction while training and their average in eval mode. Every constructor argument is stored in `model.args`,
 so a checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
 AveragedColorizers makes several trained colorizers one that predicts their average (test_colorize.py with
-several checkpoints).
+several checkpoints); TintPulled makes a trained colorizer's tint closer to the training images' (--tint-keep).
 """
 import math
 
@@ -275,6 +275,22 @@ class AveragedColorizers(nn.Module):
 
     def forward(self, l_norm):
         return torch.stack([member(l_norm).float() for member in self.members]).mean(0)
+
+
+class TintPulled(nn.Module):
+    """A trained per-pixel colorizer whose every prediction keeps only the fraction `keep` of its tint's distance
+    to `toward` (the training images' mean color, ab_norm): on a face never seen the network's tint is mostly
+    wrong (the light and background of another sitting), and a tint nearer the training mean errs less; the
+    detail is the network's. For evaluation and colorizing only."""
+
+    def __init__(self, model, toward, keep):
+        super().__init__()
+        self.model, self.keep = model, keep
+        self.register_buffer("toward", toward.reshape(2).float())
+        self.side_multiple = model.side_multiple
+
+    def forward(self, l_norm):
+        return data.pull_tint(self.model(l_norm).float(), self.toward, self.keep)
 
 
 MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer, "FusionColorizer": FusionColorizer}

@@ -19,7 +19,7 @@ import output_files
 import runtime
 import train_flags
 import training_loop
-from models import COLORIZERS, AveragedColorizers, build_model
+from models import COLORIZERS, AveragedColorizers, TintPulled, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
@@ -52,6 +52,11 @@ def parse_args(argv=None):
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
                         help="average each prediction with that of the mirror image, mirrored back (default: as "
                              "the checkpoint was trained)")
+    parser.add_argument("--tint-keep", type=train_flags.unit_fraction, default=1.0, metavar="FRACTION",
+                        help="keep this fraction of each prediction's tint (mean a*b*) away from the training images' "
+                             "mean color (1: the network's own; lower: nearer the training mean, which errs less "
+                             "on faces never seen and more on new photos of people seen; see New faces in "
+                             "EXPERIMENTS.md); needs the faces the checkpoint was trained on")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     args = parser.parse_args(argv)
@@ -163,8 +168,25 @@ def print_baselines(train_rgb, held_out_rgb, split):
               f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 
-def evaluate_dataset(model, checkpoint, args, out_dir):
-    rgb, names = data.load_faces(args.data_dir)
+def load_faces(args):
+    """The dataset, which evaluation needs, and --tint-keep (for the training images' mean color) with --input."""
+    try:
+        return data.load_faces(args.data_dir)
+    except data.DataError as err:
+        if not args.input:
+            raise
+        raise data.DataError(f"--tint-keep needs the faces the model was trained on: {err}") from None
+
+
+def training_tint(checkpoint, faces):
+    """The mean color (ab_norm, 2 values) of the images `checkpoint` was trained on, un-augmented."""
+    rgb, names = faces
+    train_rgb = rgb[data.select_by_name(names, checkpoint["train_names"])]
+    return data.tint(data.to_network(train_rgb)[1]).mean(0)
+
+
+def evaluate_dataset(model, checkpoint, faces, args, out_dir):
+    rgb, names = faces
     needed = (args.split, "train") if args.train or args.baselines else (args.split,)
     split_rgb = {split: rgb[data.select_by_name(names, checkpoint[f"{split}_names"])] for split in needed}
     if args.baselines:
@@ -276,6 +298,10 @@ def main(argv=None):
     device = runtime.pick_device(args.device)
     splits = () if args.input else checkpoints.SPLITS  # photos need no shared split
     model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, splits)
+    faces = load_faces(args) if args.tint_keep < 1 or not args.input else None
+    if args.tint_keep < 1:
+        model = TintPulled(model, training_tint(checkpoint, faces), args.tint_keep).to(device)
+        print(f"each prediction keeps {args.tint_keep:g} of its tint's distance to the training images' mean color")
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
         failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
@@ -288,7 +314,8 @@ def main(argv=None):
         if args.pngs > 0 and data.is_data_dir(args.out_dir, args.data_dir):
             raise runtime.UserError(f"--out-dir {args.out_dir}: is the data folder; PNGs written there would be "
                                     f"read as faces by the next run")
-        evaluate_dataset(model, checkpoint, args, out_folder(args.out_dir) if args.pngs > 0 else args.out_dir)
+        out_dir = out_folder(args.out_dir) if args.pngs > 0 else args.out_dir
+        evaluate_dataset(model, checkpoint, faces, args, out_dir)
 
 
 if __name__ == "__main__":

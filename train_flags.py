@@ -52,6 +52,7 @@ fraction = _float_in("fraction", 0, 0.5, "a fraction in [0, 0.5)", open_high=Tru
 decay = _float_in("decay", 0, 1, "a number in [0, 1)", open_high=True)
 crop_side = _float_in("crop_side", 0.1, 1, "a fraction in [0.1, 1]")
 degrees = _float_in("degrees", 0, 90, "an angle in [0, 90] degrees")
+unit_fraction = _float_in("unit_fraction", 0, 1, "a fraction in [0, 1]")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

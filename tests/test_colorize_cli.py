@@ -15,6 +15,7 @@ import torch
 
 import data
 import test_colorize
+from models import TintPulled
 import checkpoints
 import runtime
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
@@ -108,6 +109,36 @@ def test_colorize_any_photo_keeps_size_and_lightness(trained, tmp_path):
         unclipped = torch.from_numpy(((colorized > 0) & (colorized < 255)).all(axis=2))
         assert unclipped.float().mean() > 0.5
         assert (l_in - l_out)[unclipped].abs().max() < 1.0
+
+
+def test_tint_keep_pulls_each_prediction_toward_the_training_images_mean_color(trained, tmp_path, capsys):
+    out, _ = trained
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    rgb, names = data.load_faces(DATA_DIR)
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
+    _, train_ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+    toward = train_ab_norm.mean((0, 2, 3))
+    with torch.no_grad():
+        ab_pred = model(l_norm)
+    tint = ab_pred.mean((2, 3), keepdim=True)
+    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
+                        "--tint-keep", "0.25"])
+    printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
+    pulled = ab_pred - tint + toward[:, None, None] + 0.25 * (tint - toward[:, None, None])
+    assert printed == pytest.approx(data.ab_mse_raw(pulled, ab_norm).mean().item(), abs=0.01)
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), cv2.imread(str(DATA_DIR / checkpoint["test_names"][0])))
+    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--input", str(face),
+                        "--out-dir", str(tmp_path / "out"), "--tint-keep", "0"])
+    with torch.no_grad():
+        expected = test_colorize.colorize(TintPulled(model, toward, 0.0),
+                                          torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
+    colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
+    assert (colorized.float() - expected * 255).abs().max() <= 1.0
+    with pytest.raises(data.DataError, match="^--tint-keep needs the faces .*--data-dir .*: no such folder"):
+        test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
+                            "--input", str(face), "--out-dir", str(tmp_path / "out2"), "--tint-keep", "0.5"])
+    assert not (tmp_path / "out2").exists()
 
 
 def test_input_errors_name_the_file_and_others_still_run(trained, tmp_path):

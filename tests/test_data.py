@@ -151,6 +151,18 @@ def test_select_by_name_reports_missing_names():
         data.select_by_name(["a"], ["zzz"])
 
 
+def test_pull_tint_moves_each_images_mean_color_toward_the_target_and_keeps_the_detail():
+    ab_norm = torch.randn(3, 2, 8, 8) * 0.2 + torch.tensor([[0.1, -0.3], [0.0, 0.2], [-0.2, 0.1]])[..., None, None]
+    toward = torch.tensor([0.05, 0.2])
+    assert torch.equal(data.pull_tint(ab_norm, toward, 1.0), ab_norm)
+    tint = ab_norm.mean((2, 3))
+    for keep in (0.0, 0.25):
+        pulled = data.pull_tint(ab_norm, toward, keep)
+        assert torch.allclose(pulled.mean((2, 3)) - toward, keep * (tint - toward), atol=1e-6)
+        assert torch.allclose(pulled - pulled.mean((2, 3), keepdim=True), ab_norm - tint[..., None, None],
+                              atol=1e-6)
+
+
 def test_psnr_matches_its_definition():
     truth = torch.full((2, 3, 8, 8), 0.5)
     noisy = truth.clone()
