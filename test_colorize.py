@@ -300,7 +300,7 @@ def main(argv=None):
     model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, splits)
     faces = load_faces(args) if args.tint_keep < 1 or not args.input else None
     if args.tint_keep < 1:
-        model = TintPulled(model, training_tint(checkpoint, faces), args.tint_keep).to(device)
+        model = TintPulled(model, training_tint(checkpoint, faces), args.tint_keep).to(device).eval()
         print(f"each prediction keeps {args.tint_keep:g} of its tint's distance to the training images' mean color")
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written

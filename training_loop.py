@@ -132,8 +132,10 @@ def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_step
 
 
 @torch.no_grad()
+@torch.no_grad()
 def predict(model, x, batch_size):
-    """Model outputs for all of x, in eval mode and mini-batches; the model is back in train mode afterwards."""
+    """Model outputs for all of x, in eval mode, without autograd and in mini-batches; the model is back in train
+    mode afterwards."""
     model.eval()
     out = torch.cat([model(part) for part in x.split(batch_size)])
     model.train()
