@@ -132,7 +132,6 @@ def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_step
 
 
 @torch.no_grad()
-@torch.no_grad()
 def predict(model, x, batch_size):
     """Model outputs for all of x, in eval mode, without autograd and in mini-batches; the model is back in train
     mode afterwards."""
