@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import data
+import familiarity
 
 UPSAMPLE_KINDS = ("transpose", "nearest")
 
@@ -281,16 +282,25 @@ class TintPulled(nn.Module):
     """A trained per-pixel colorizer whose every prediction keeps only the fraction `keep` of its tint's distance
     to `toward` (the training images' mean color, ab_norm): on a face never seen the network's tint is mostly
     wrong (the light and background of another sitting), and a tint nearer the training mean errs less; the
-    detail is the network's. For evaluation and colorizing only."""
+    detail is the network's. With `gate` (`familiarity.fit` of the training photos) each photo is pulled only as
+    far as it looks new: it keeps keep + (1 - keep) x P(seen), which is what minimises its expected squared tint
+    error when the tint is right on photos of people seen and best kept at `keep` on new ones. For evaluation and
+    colorizing only."""
 
-    def __init__(self, model, toward, keep):
+    def __init__(self, model, toward, keep, gate=None):
         super().__init__()
         self.model, self.keep = model, keep
         self.register_buffer("toward", toward.reshape(2).float())
+        self.register_buffer("bank", None if gate is None else gate["bank"])
+        self.register_buffer("logistic", None if gate is None else gate["logistic"])
         self.side_multiple = model.side_multiple
 
     def forward(self, l_norm):
-        return data.pull_tint(self.model(l_norm).float(), self.toward, self.keep)
+        keep = self.keep
+        if self.bank is not None:
+            seen = familiarity.seen_probability(l_norm, self.bank, self.logistic)
+            keep = (keep + (1 - keep) * seen).reshape(-1, 1, 1, 1)
+        return data.pull_tint(self.model(l_norm).float(), self.toward, keep)
 
 
 MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer, "FusionColorizer": FusionColorizer}

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import checkpoints
 import data
+import familiarity
 import output_files
 import runtime
 import train_flags
@@ -57,6 +58,9 @@ def parse_args(argv=None):
                              "mean color (1: the network's own; lower: nearer the training mean, which errs less "
                              "on faces never seen and more on new photos of people seen; see New faces in "
                              "EXPERIMENTS.md); needs the faces the checkpoint was trained on")
+    parser.add_argument("--tint-gate", action=argparse.BooleanOptionalAction, default=False,
+                        help="with --tint-keep: pull each photo's tint only as far as the photo looks unlike every "
+                             "training photo (familiarity.py); needs the identity table of the faces")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     args = parser.parse_args(argv)
@@ -178,11 +182,14 @@ def load_faces(args):
         raise data.DataError(f"--tint-keep needs the faces the model was trained on: {err}") from None
 
 
-def training_tint(checkpoint, faces):
-    """The mean color (ab_norm, 2 values) of the images `checkpoint` was trained on, un-augmented."""
+def training_tint(checkpoint, faces, gated=False, data_dir=None):
+    """The mean color (ab_norm, 2 values) of the images `checkpoint` was trained on, un-augmented, and with
+    `gated` the familiarity gate fitted on them (else None)."""
     rgb, names = faces
     train_rgb = rgb[data.select_by_name(names, checkpoint["train_names"])]
-    return data.tint(data.to_network(train_rgb)[1]).mean(0)
+    l_norm, ab_norm = data.to_network(train_rgb)
+    gate = familiarity.fit(l_norm, data.people_of(checkpoint["train_names"], data_dir)) if gated else None
+    return data.tint(ab_norm).mean(0), gate
 
 
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):
@@ -300,8 +307,10 @@ def main(argv=None):
     model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, splits)
     faces = load_faces(args) if args.tint_keep < 1 or not args.input else None
     if args.tint_keep < 1:
-        model = TintPulled(model, training_tint(checkpoint, faces), args.tint_keep).to(device).eval()
-        print(f"each prediction keeps {args.tint_keep:g} of its tint's distance to the training images' mean color")
+        toward, gate = training_tint(checkpoint, faces, args.tint_gate, args.data_dir)
+        model = TintPulled(model, toward, args.tint_keep, gate).to(device).eval()
+        print(f"each prediction keeps {args.tint_keep:g} of its tint's distance to the training images' mean color"
+              f"{', more as it looks like a sitting seen in training (--tint-gate)' if gate else ''}")
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
         failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import data
+import familiarity
 import test_colorize
 from models import TintPulled
 import checkpoints
@@ -126,6 +127,14 @@ def test_tint_keep_pulls_each_prediction_toward_the_training_images_mean_color(t
     printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
     pulled = ab_pred - tint + toward[:, None, None] + 0.25 * (tint - toward[:, None, None])
     assert printed == pytest.approx(data.ab_mse_raw(pulled, ab_norm).mean().item(), abs=0.01)
+    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
+                        "--tint-keep", "0.25", "--tint-gate"])
+    printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
+    train_l_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])[0]
+    gate = familiarity.fit(train_l_norm, data.people_of(checkpoint["train_names"], DATA_DIR))
+    keep = 0.25 + 0.75 * familiarity.seen_probability(l_norm, **gate)[:, None, None, None]
+    gated = ab_pred - tint + toward[:, None, None] + keep * (tint - toward[:, None, None])
+    assert printed == pytest.approx(data.ab_mse_raw(gated, ab_norm).mean().item(), abs=0.01)
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), cv2.imread(str(DATA_DIR / checkpoint["test_names"][0])))
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--input", str(face),
