@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import data
-import familiarity
+import neighbours
 
 UPSAMPLE_KINDS = ("transpose", "nearest")
 
@@ -280,27 +280,23 @@ class AveragedColorizers(nn.Module):
 
 class TintPulled(nn.Module):
     """A trained per-pixel colorizer whose every prediction keeps only the fraction `keep` of its tint's distance
-    to `toward` (the training images' mean color, ab_norm): on a face never seen the network's tint is mostly
-    wrong (the light and background of another sitting), and a tint nearer the training mean errs less; the
-    detail is the network's. With `gate` (`familiarity.fit` of the training photos) each photo is pulled only as
-    far as it looks new: it keeps keep + (1 - keep) x P(seen), which is what minimises its expected squared tint
-    error when the tint is right on photos of people seen and best kept at `keep` on new ones. For evaluation and
-    colorizing only."""
+    to a borrowed one: the mean true tint of the `k` training photos the photo looks most like (neighbours.py;
+    `bank`: their descriptors, `bank_tints`: their tints, ab_norm, one row each). Most of the error is the photo's
+    tint (the light and background of its sitting), which the network guesses from L* alone; a photo of a sitting
+    seen in training finds it among the neighbours, and a face never seen the most alike ones. The detail is the
+    network's. With k at least the number of training photos the borrowed tint is their mean color. For evaluation
+    and colorizing only."""
 
-    def __init__(self, model, toward, keep, gate=None):
+    def __init__(self, model, bank, bank_tints, k, keep):
         super().__init__()
-        self.model, self.keep = model, keep
-        self.register_buffer("toward", toward.reshape(2).float())
-        self.register_buffer("bank", None if gate is None else gate["bank"])
-        self.register_buffer("logistic", None if gate is None else gate["logistic"])
+        self.model, self.k, self.keep = model, k, keep
+        self.register_buffer("bank", bank)
+        self.register_buffer("bank_tints", bank_tints.reshape(-1, 2).float())
         self.side_multiple = model.side_multiple
 
     def forward(self, l_norm):
-        keep = self.keep
-        if self.bank is not None:
-            seen = familiarity.seen_probability(l_norm, self.bank, self.logistic)
-            keep = (keep + (1 - keep) * seen).reshape(-1, 1, 1, 1)
-        return data.pull_tint(self.model(l_norm).float(), self.toward, keep)
+        toward = self.bank_tints[neighbours.nearest(l_norm, self.bank, self.k)].mean(1)
+        return data.pull_tint(self.model(l_norm).float(), toward, self.keep)
 
 
 MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer, "FusionColorizer": FusionColorizer}

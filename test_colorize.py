@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import checkpoints
 import data
-import familiarity
+import neighbours
 import output_files
 import runtime
 import train_flags
@@ -24,6 +24,7 @@ from models import COLORIZERS, AveragedColorizers, TintPulled, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
+DEFAULT_TINT_NEIGHBOURS = 5  # chosen on validation photos and people (EXPERIMENTS.md, New faces)
 
 
 def parse_args(argv=None):
@@ -53,14 +54,15 @@ def parse_args(argv=None):
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
                         help="average each prediction with that of the mirror image, mirrored back (default: as "
                              "the checkpoint was trained)")
-    parser.add_argument("--tint-keep", type=train_flags.unit_fraction, default=1.0, metavar="FRACTION",
-                        help="keep this fraction of each prediction's tint (mean a*b*) away from the training images' "
-                             "mean color (1: the network's own; lower: nearer the training mean, which errs less "
-                             "on faces never seen and more on new photos of people seen; see New faces in "
-                             "EXPERIMENTS.md); needs the faces the checkpoint was trained on")
-    parser.add_argument("--tint-gate", action=argparse.BooleanOptionalAction, default=False,
-                        help="with --tint-keep: pull each photo's tint only as far as the photo looks unlike every "
-                             "training photo (familiarity.py); needs the identity table of the faces")
+    parser.add_argument("--tint-neighbours", type=train_flags.positive_int, metavar="K",
+                        help=f"each prediction borrows the mean true tint (mean a*b*) of the K training photos whose "
+                             f"L* looks most like the photo's (neighbours.py: a sitting's light and background); K "
+                             f"at least the number of training photos: their mean color (default: "
+                             f"{DEFAULT_TINT_NEIGHBOURS}); needs the faces the checkpoint was trained on")
+    parser.add_argument("--tint-keep", type=train_flags.unit_fraction, metavar="FRACTION",
+                        help="keep this fraction of the distance from the borrowed tint to the network's own (1: the "
+                             "network's own tint, which needs no faces) (default: 0; 1 and a note where the faces "
+                             "are not found for --input)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     args = parser.parse_args(argv)
@@ -172,24 +174,12 @@ def print_baselines(train_rgb, held_out_rgb, split):
               f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 
-def load_faces(args):
-    """The dataset, which evaluation needs, and --tint-keep (for the training images' mean color) with --input."""
-    try:
-        return data.load_faces(args.data_dir)
-    except data.DataError as err:
-        if not args.input:
-            raise
-        raise data.DataError(f"--tint-keep needs the faces the model was trained on: {err}") from None
-
-
-def training_tint(checkpoint, faces, gated=False, data_dir=None):
-    """The mean color (ab_norm, 2 values) of the images `checkpoint` was trained on, un-augmented, and with
-    `gated` the familiarity gate fitted on them (else None)."""
+def training_tints(checkpoint, faces):
+    """Descriptors (neighbours.describe) and true tints (ab_norm, N x 2) of the un-augmented images `checkpoint`
+    was trained on."""
     rgb, names = faces
-    train_rgb = rgb[data.select_by_name(names, checkpoint["train_names"])]
-    l_norm, ab_norm = data.to_network(train_rgb)
-    gate = familiarity.fit(l_norm, data.people_of(checkpoint["train_names"], data_dir)) if gated else None
-    return data.tint(ab_norm).mean(0), gate
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+    return neighbours.describe(l_norm), data.tint(ab_norm).flatten(1)
 
 
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):
@@ -202,6 +192,27 @@ def evaluate_dataset(model, checkpoint, faces, args, out_dir):
         evaluate_split(model, split, split_rgb[split], checkpoint[f"{split}_names"], args, out_dir)
     if args.pngs > 0:
         print(f"PNGs in {out_dir}")
+
+
+def tint_pulled(model, checkpoint, faces, args):
+    """`model` with each prediction's tint pulled toward the one it borrows from its nearest training photos, as
+    --tint-neighbours and --tint-keep ask (TintPulled), or `model` itself: with --tint-keep 1, and by default where
+    the faces (read here if `faces` is None) are missing, which a note then says."""
+    keep = 0.0 if args.tint_keep is None else args.tint_keep
+    k = args.tint_neighbours or DEFAULT_TINT_NEIGHBOURS
+    if keep == 1:
+        return model
+    try:
+        bank, bank_tints = training_tints(checkpoint, faces or data.load_faces(args.data_dir))
+    except data.DataError as err:
+        if args.tint_keep is not None or args.tint_neighbours is not None:
+            raise data.DataError(f"--tint-neighbours needs the faces the model was trained on: {err}") from None
+        print(f"note: each prediction keeps the network's own tint (--tint-keep 1): borrowing one needs the faces "
+              f"the model was trained on: {err}", file=sys.stderr)
+        return model
+    print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the mean of its "
+          f"{min(k, len(bank))} nearest training photos' true tints{' to its own' if keep else ''}")
+    return TintPulled(model, bank, bank_tints, k, keep).to(next(model.parameters()).device).eval()
 
 
 # ---------------------------------------------------------------- any photo
@@ -305,14 +316,9 @@ def main(argv=None):
     device = runtime.pick_device(args.device)
     splits = () if args.input else checkpoints.SPLITS  # photos need no shared split
     model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, splits)
-    faces = load_faces(args) if args.tint_keep < 1 or not args.input else None
-    if args.tint_keep < 1:
-        toward, gate = training_tint(checkpoint, faces, args.tint_gate, args.data_dir)
-        model = TintPulled(model, toward, args.tint_keep, gate).to(device).eval()
-        print(f"each prediction keeps {args.tint_keep:g} of its tint's distance to the training images' mean color"
-              f"{', more as it looks like a sitting seen in training (--tint-gate)' if gate else ''}")
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
+        model = tint_pulled(model, checkpoint, None, args)
         failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
         if failures:
             raise runtime.UserError(f"{failures} input(s) could not be colorized")
@@ -323,6 +329,8 @@ def main(argv=None):
         if args.pngs > 0 and data.is_data_dir(args.out_dir, args.data_dir):
             raise runtime.UserError(f"--out-dir {args.out_dir}: is the data folder; PNGs written there would be "
                                     f"read as faces by the next run")
+        faces = data.load_faces(args.data_dir)
+        model = tint_pulled(model, checkpoint, faces, args)
         out_dir = out_folder(args.out_dir) if args.pngs > 0 else args.out_dir
         evaluate_dataset(model, checkpoint, faces, args, out_dir)
 

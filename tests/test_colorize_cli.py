@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import data
-import familiarity
+import neighbours
 import test_colorize
 from models import TintPulled
 import checkpoints
@@ -43,7 +43,7 @@ def test_training_writes_checkpoint_log_and_curve(trained):
 def test_test_script_mse_matches_recomputation_and_writes_pngs(trained, tmp_path):
     out, train_stdout = trained
     result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                        "--out-dir", tmp_path, "--train", "--pngs", 3)
+                        "--out-dir", tmp_path, "--train", "--pngs", 3, "--tint-keep", 1)
     assert result.returncode == 0, result.stderr
     printed = float(re.search(r"test: 2 images, MSE a\* [\d.]+  b\* [\d.]+  mean ([\d.]+)", result.stdout).group(1))
     model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
@@ -112,42 +112,47 @@ def test_colorize_any_photo_keeps_size_and_lightness(trained, tmp_path):
         assert (l_in - l_out)[unclipped].abs().max() < 1.0
 
 
-def test_tint_keep_pulls_each_prediction_toward_the_training_images_mean_color(trained, tmp_path, capsys):
+def test_each_prediction_borrows_the_tint_of_its_nearest_training_photos(trained, tmp_path, capsys):
     out, _ = trained
     model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
     rgb, names = data.load_faces(DATA_DIR)
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
-    _, train_ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
-    toward = train_ab_norm.mean((0, 2, 3))
+    train_l_norm, train_ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+    train_tints = train_ab_norm.mean((2, 3))
+    order = torch.cdist(neighbours.describe(l_norm), neighbours.describe(train_l_norm)).argsort(1)
     with torch.no_grad():
         ab_pred = model(l_norm)
     tint = ab_pred.mean((2, 3), keepdim=True)
-    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
-                        "--tint-keep", "0.25"])
-    printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
-    pulled = ab_pred - tint + toward[:, None, None] + 0.25 * (tint - toward[:, None, None])
-    assert printed == pytest.approx(data.ab_mse_raw(pulled, ab_norm).mean().item(), abs=0.01)
-    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
-                        "--tint-keep", "0.25", "--tint-gate"])
-    printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
-    train_l_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])[0]
-    gate = familiarity.fit(train_l_norm, data.people_of(checkpoint["train_names"], DATA_DIR))
-    keep = 0.25 + 0.75 * familiarity.seen_probability(l_norm, **gate)[:, None, None, None]
-    gated = ab_pred - tint + toward[:, None, None] + keep * (tint - toward[:, None, None])
-    assert printed == pytest.approx(data.ab_mse_raw(gated, ab_norm).mean().item(), abs=0.01)
+    for flags, k, keep in (([], 5, 0.0), (["--tint-neighbours", "2", "--tint-keep", "0.25"], 2, 0.25),
+                           (["--tint-neighbours", "1000"], 18, 0.0), (["--tint-keep", "1"], 5, 1.0)):
+        test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
+                            *flags])
+        printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
+        borrowed = train_tints[order[:, :k]].mean(1)[..., None, None]
+        pulled = ab_pred - tint + borrowed + keep * (tint - borrowed)
+        assert printed == pytest.approx(data.ab_mse_raw(pulled, ab_norm).mean().item(), abs=0.01), flags
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), cv2.imread(str(DATA_DIR / checkpoint["test_names"][0])))
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--input", str(face),
-                        "--out-dir", str(tmp_path / "out"), "--tint-keep", "0"])
+                        "--out-dir", str(tmp_path / "out")])
     with torch.no_grad():
-        expected = test_colorize.colorize(TintPulled(model, toward, 0.0),
+        expected = test_colorize.colorize(TintPulled(model, neighbours.describe(train_l_norm), train_tints, 5, 0.0),
                                           torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
     colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
     assert (colorized.float() - expected * 255).abs().max() <= 1.0
-    with pytest.raises(data.DataError, match="^--tint-keep needs the faces .*--data-dir .*: no such folder"):
+    with pytest.raises(data.DataError, match="^--tint-neighbours needs the faces .*--data-dir .*: no such folder"):
         test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
-                            "--input", str(face), "--out-dir", str(tmp_path / "out2"), "--tint-keep", "0.5"])
+                            "--input", str(face), "--out-dir", str(tmp_path / "out2"), "--tint-neighbours", "3"])
     assert not (tmp_path / "out2").exists()
+    capsys.readouterr()
+    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
+                        "--input", str(face), "--out-dir", str(tmp_path / "out3")])  # the default, without the faces
+    assert re.search(r"^note: each prediction keeps the network's own tint .*: no such folder$",
+                     capsys.readouterr().err)
+    with torch.no_grad():
+        own = test_colorize.colorize(model, torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
+    colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out3" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
+    assert (colorized.float() - own * 255).abs().max() <= 1.0
 
 
 def test_input_errors_name_the_file_and_others_still_run(trained, tmp_path):
@@ -263,7 +268,7 @@ def test_validation_split_and_mirror_average_switch(trained, tmp_path):
     scores = {}
     for switch in ("--no-flip-average", "--flip-average"):
         result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                            "--split", "val", switch, "--pngs", 0, "--out-dir", tmp_path / "pngs")
+                            "--split", "val", switch, "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1)
         assert result.returncode == 0, result.stderr
         assert f"mirror average {'on' if switch == '--flip-average' else 'off'}" in result.stdout
         scores[switch] = float(re.search(r"val: \d+ images, MSE .* mean ([\d.]+)", result.stdout).group(1))
@@ -317,7 +322,7 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     final = float(re.search(r"final test MSE ([\d.]+)", resumed.stdout).group(1))
     tested = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                        "--pngs", 0, "--out-dir", tmp_path / "pngs")
+                        "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1)
     assert tested.returncode == 0, tested.stderr
     assert float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", tested.stdout).group(1)) == \
         pytest.approx(final, abs=0.01)
@@ -339,7 +344,7 @@ def test_several_checkpoints_are_averaged_and_must_share_their_split_except_for_
                             "--out-dir", folder)
         assert result.returncode == 0, result.stderr
     paths = [out / "colorizer.pt", fusion / "colorizer.pt"]
-    result = run_script("test_colorize.py", "--checkpoint", *paths, "--data-dir", DATA_DIR, "--pngs", 0)
+    result = run_script("test_colorize.py", "--checkpoint", *paths, "--data-dir", DATA_DIR, "--pngs", 0, "--tint-keep", 1)
     assert result.returncode == 0, result.stderr
     printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", result.stdout).group(1))
     models = [test_colorize.load_colorizer(path, torch.device("cpu"))[0] for path in paths]
