@@ -11,7 +11,8 @@ Owner of measuring only; it calls the same functions the scripts run, on the dev
 - whole run: the run's epochs (15 by default) x (its fresh x10 draw of an epoch + one epoch of the train loop), so
   that flags changing the augmentation or the schedule are costed too;
 - with --precision float32 bfloat16: both loops in each precision (bfloat16: train_colorize.py --bf16), in turns;
-- colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded);
+- colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded),
+  with the network's own tint and with the default's borrowed one (models.TintPulled);
 - with --networks: the loop, whole-run and photo rows for each network, given as train_colorize.py flags (e.g.
   --networks "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns
   so that a slow phase of a shared machine hits all alike;
@@ -45,12 +46,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import data
+import neighbours
 import prepare
 import runtime
 import test_colorize
 import train_colorize
 import train_flags
 import training_loop
+from models import TintPulled
 
 HERE = Path(__file__).resolve().parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -255,16 +258,23 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
 
 
 def bench_photo(repeats, device, networks):
-    """{flags: seconds} to colorize a 4000x3000 photo with each network (untrained weights compute the same as
-    trained ones), as test_colorize.py --input does."""
-    models = {flags: colorizer(flags, torch.contiguous_format).to(device).eval() for flags in networks}
+    """{row: seconds} to colorize a 4000x3000 photo with each network (untrained weights compute the same as
+    trained ones), as test_colorize.py --input --tint-keep 1 does, and with the first network as by default, its
+    tint borrowed from the nearest of all 750 faces (models.TintPulled; reading the faces once is excluded)."""
+    models = {f"[{flags or 'defaults'}]": colorizer(flags, torch.contiguous_format).to(device).eval()
+              for flags in networks}
+    first = next(iter(models.values()))
+    l_norm, ab_norm = data.to_network(data.load_faces()[0])
+    models[f"[{networks[0] or 'defaults'}] + borrowed tint"] = TintPulled(
+        first, neighbours.describe(l_norm), data.tint(ab_norm).flatten(1), test_colorize.DEFAULT_TINT_NEIGHBOURS,
+        0.0).to(device).eval()
     face = cv2.imread(str(data.list_images(data.resolve_data_dir())[44]))
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo_4000x3000.jpg"
         cv2.imwrite(str(photo), cv2.resize(face, (4000, 3000), interpolation=cv2.INTER_CUBIC))
         out = Path(tmp) / "photo_4000x3000.png"
-        return interleaved({flags: (lambda m=model: test_colorize.colorize_file(m, photo, out, 256))
-                            for flags, model in models.items()}, repeats, device)
+        return interleaved({row: (lambda m=model: test_colorize.colorize_file(m, photo, out, 256))
+                            for row, model in models.items()}, repeats, device)
 
 
 def peak_training_rss_mb(device):
@@ -358,8 +368,8 @@ def main():
         rows += profile_rows(5, 10, device, args.precision)
     if args.variants:
         rows += bench_variants(args.steps, 10, args.repeats, device, gflop.get("") or gflop_per_image(""), peaks)
-    rows += [(f"[{flags or 'defaults'}] colorize a 4000x3000 photo (--input; model load excluded)", f"{seconds:.2f} s")
-             for flags, seconds in bench_photo(args.repeats, device, args.networks).items()]
+    rows += [(f"{row} colorize a 4000x3000 photo (--input; model load excluded)", f"{seconds:.2f} s")
+             for row, seconds in bench_photo(args.repeats, device, args.networks).items()]
     if not args.no_memory:
         rows.append(("peak RSS, default train_colorize.py run (1 epoch)", f"{peak_training_rss_mb(device):.0f} MB"))
     rows += [full_run(mode, device) for mode in args.full_run]
