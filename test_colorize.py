@@ -3,7 +3,9 @@ validation split) and save PNGs; or colorize any photos with --input.
 
 Owner of this script's CLI and of writing images. The split is rebuilt from the file names stored in the
 checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
-is upsampled back to full size and merged with the original L* (as in richzhang/colorization).
+is upsampled back to full size and merged with the original L* (as in richzhang/colorization). By default each
+prediction's tint (mean a*b*) is replaced by the mean true tint of its 5 nearest training photos (neighbours.py,
+models.TintPulled), which needs the faces the checkpoint was trained on.
 """
 import argparse
 import sys
@@ -206,7 +208,8 @@ def tint_pulled(model, checkpoint, faces, args):
         bank, bank_tints = training_tints(checkpoint, faces or data.load_faces(args.data_dir))
     except data.DataError as err:
         if args.tint_keep is not None or args.tint_neighbours is not None:
-            raise data.DataError(f"--tint-neighbours needs the faces the model was trained on: {err}") from None
+            flag = "--tint-neighbours" if args.tint_neighbours is not None else "--tint-keep"
+            raise data.DataError(f"{flag} needs the faces the model was trained on: {err}") from None
         print(f"note: each prediction keeps the network's own tint (--tint-keep 1): borrowing one needs the faces "
               f"the model was trained on: {err}", file=sys.stderr)
         return model
