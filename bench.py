@@ -46,7 +46,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import data
-import neighbours
 import prepare
 import runtime
 import test_colorize
@@ -264,9 +263,8 @@ def bench_photo(repeats, device, networks):
     models = {f"[{flags or 'defaults'}]": colorizer(flags, torch.contiguous_format).to(device).eval()
               for flags in networks}
     first = next(iter(models.values()))
-    l_norm, ab_norm = data.to_network(data.load_faces()[0])
     models[f"[{networks[0] or 'defaults'}] + borrowed tint"] = TintPulled(
-        first, neighbours.describe(l_norm), data.tint(ab_norm).flatten(1), test_colorize.DEFAULT_TINT_NEIGHBOURS,
+        first, *test_colorize.tint_bank(data.load_faces()[0]), test_colorize.DEFAULT_TINT_NEIGHBOURS,
         0.0).to(device).eval()
     face = cv2.imread(str(data.list_images(data.resolve_data_dir())[44]))
     with tempfile.TemporaryDirectory() as tmp:

@@ -176,12 +176,16 @@ def print_baselines(train_rgb, held_out_rgb, split):
               f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 
-def training_tints(checkpoint, faces):
-    """Descriptors (neighbours.describe) and true tints (ab_norm, N x 2) of the un-augmented images `checkpoint`
-    was trained on."""
-    rgb, names = faces
-    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+def tint_bank(rgb):
+    """Descriptors (neighbours.describe) and true tints (ab_norm, N x 2) of the images rgb, for TintPulled."""
+    l_norm, ab_norm = data.to_network(rgb)
     return neighbours.describe(l_norm), data.tint(ab_norm).flatten(1)
+
+
+def training_tints(checkpoint, faces):
+    """tint_bank of the un-augmented images `checkpoint` was trained on."""
+    rgb, names = faces
+    return tint_bank(rgb[data.select_by_name(names, checkpoint["train_names"])])
 
 
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):
