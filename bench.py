@@ -8,8 +8,9 @@ Owner of measuring only; it calls the same functions the scripts run, on the dev
 - prepare: load the 750 faces, split, x10 augment, convert to L*a*b* on the device (prepare.prepare_data);
 - bare loop: forward + backward + Adam step of the default network on one in-memory batch, nothing else;
 - train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping);
-- whole run: the run's epochs (15 by default) x (its fresh x10 draw of an epoch + one epoch of the train loop), so
-  that flags changing the augmentation or the schedule are costed too;
+- whole run: the run's epochs x (its fresh x10 draw of an epoch + one epoch of the train loop at its batch size;
+  at half side for its --low-res-epochs), so that flags changing the augmentation, schedule, batch or resolution
+  are costed too;
 - with --precision float32 bfloat16: both loops in each precision (bfloat16: train_colorize.py --bf16), in turns;
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded),
   with the network's own tint and with the default's borrowed one (models.TintPulled);
@@ -187,19 +188,46 @@ def colorizer(flags="", memory_format=torch.channels_last):
         memory_format=memory_format)
 
 
-def bench_loops(prepared, steps, batch_size, repeats, device, networks, precisions):
-    """{(flags, precision): (bare img/s, train-loop img/s)} for each network and precision on the same data, batch
-    size and optimiser, all timed in turns."""
-    loops = {}
+def bench_loops(prepared, steps, repeats, device, networks, precisions):
+    """{(flags, precision): (bare img/s, train-loop img/s, train-loop img/s at half side or None)} for each network
+    and precision on the same data and optimiser, each at the batch size its flags train with, over about `steps` x
+    10 images, all timed in turns; the half-side loop only for flags with --low-res-epochs."""
+    loops, images = {}, {}
     for flags in networks:
+        batch_size = batch_of(flags)
+        count = max(1, steps * 10 // batch_size)
+        half = {key: torch.nn.functional.avg_pool2d(prepared[key][:count * batch_size], 2)
+                for key in ("train_l", "train_ab")}
         for precision in precisions:
             torch.manual_seed(0)
-            loops[flags, precision] = loop_pair(colorizer(flags).to(device), prepared, steps, batch_size,
-                                                precision == "bfloat16")
-    seconds = interleaved({(key, kind): fn for key, pair in loops.items()
-                           for kind, fn in zip(("bare", "real"), pair)}, repeats, device)
-    return {key: (steps * batch_size / seconds[key, "bare"], steps * batch_size / seconds[key, "real"])
-            for key in loops}
+            model, bf16 = colorizer(flags).to(device), precision == "bfloat16"
+            loops[flags, precision, "bare"], loops[flags, precision, "real"] = loop_pair(
+                model, prepared, count, batch_size, bf16)
+            if low_res_epochs(flags):
+                loops[flags, precision, "half"] = loop_pair(model, half, count, batch_size, bf16)[1]
+            images[flags, precision] = count * batch_size
+    seconds = interleaved(loops, repeats, device)
+    rate = lambda key, kind: images[key] / seconds[(*key, kind)] if (*key, kind) in seconds else None  # noqa: E731
+    return {key: (rate(key, "bare"), rate(key, "real"), rate(key, "half")) for key in images}
+
+
+def low_res_epochs(flags):
+    """The --low-res-epochs train_colorize.py trains with under `flags`."""
+    return train_colorize.parse_args(shlex.split(flags)).low_res_epochs
+
+
+def whole_run(epochs, low, draw, epoch_images, rate, rate_half):
+    """The whole-run row's text: `low` epochs at half side and the rest at full size, each a fresh draw plus one
+    epoch of the train loop."""
+    parts = [(low, epoch_images / rate_half)] if low else []
+    parts.append((epochs - low, epoch_images / rate))
+    minutes = sum(count * (draw + loop) for count, loop in parts) / 60
+    return " + ".join(f"{count} x ({draw:.1f} + {loop:.0f})" for count, loop in parts) + f" s = {minutes:.1f} min"
+
+
+def batch_of(flags):
+    """The --batch-size train_colorize.py trains with under `flags`."""
+    return train_colorize.parse_args(shlex.split(flags)).batch_size
 
 
 def loop_pair(model, prepared, steps, batch_size, bf16=False):
@@ -308,7 +336,9 @@ def main():
                         help="auto: CUDA when available, else CPU")
     parser.add_argument("--repeats", type=train_flags.positive_int, default=5,
                         help="timings per stage (the median is printed)")
-    parser.add_argument("--steps", type=train_flags.positive_int, default=30, help="training steps per loop timing")
+    parser.add_argument("--steps", type=train_flags.positive_int, default=30,
+                        help="training steps of batch 10 per loop timing (a network with another --batch-size trains "
+                             "as many images)")
     parser.add_argument("--no-memory", action="store_true", help="skip the one-epoch peak-memory run (~40 s on a CPU)")
     parser.add_argument("--networks", nargs="+", default=[""], metavar="FLAGS",
                         help='networks for the loop and photo rows, each as train_colorize.py flags in one string '
@@ -345,18 +375,20 @@ def main():
              for flags, value in gflop.items()]
     rows.append(("prepare training data (750 faces, split, x10, Lab)", f"{bench_prepare(args.repeats, device):.2f} s"))
     per_epoch, prepared = bench_epoch_draws(args.networks, args.repeats, device)
-    loops = bench_loops(prepared, args.steps, 10, args.repeats, device, args.networks, args.precision)
-    for (flags, precision), (bare, real) in loops.items():
+    loops = bench_loops(prepared, args.steps, args.repeats, device, args.networks, args.precision)
+    for (flags, precision), (bare, real, half) in loops.items():
         name = f"[{flags or 'defaults'}{'' if args.precision == ['float32'] else ', ' + precision}]"
         of_peak = lambda rate: of_the_peak(rate, gflop[flags], peaks[precision], precision)  # noqa: E731
         epochs = train_colorize.parse_args(shlex.split(flags)).epochs
         draw, epoch_images = per_epoch[flags]
-        rows += [(f"{name} bare loop: fwd + bwd + Adam, batch 10", f"{bare:.0f} img/s, {of_peak(bare)}"),
+        rows += [(f"{name} bare loop: fwd + bwd + Adam, batch {batch_of(flags)}",
+                  f"{bare:.0f} img/s, {of_peak(bare)}"),
                  (f"{name} train_colorize loop (training_loop.train_epoch)", f"{real:.0f} img/s, {of_peak(real)}"),
-                 ("  train loop / bare loop", f"{100 * real / bare:.0f} %"),
-                 (f"{name} whole run: {epochs} epochs x (fresh draw + loop)",
-                  f"{epochs} x ({draw:.1f} + {epoch_images / real:.0f}) s = "
-                  f"{epochs * (draw + epoch_images / real) / 60:.1f} min")]
+                 ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
+        if half:
+            rows.append((f"{name} train loop at half side (--low-res-epochs)", f"{half:.0f} img/s"))
+        rows.append((f"{name} whole run: {epochs} epochs x (fresh draw + loop)",
+                     whole_run(epochs, low_res_epochs(flags), draw, epoch_images, real, half)))
     for flags in args.networks if len(args.precision) > 1 else ():
         rates = {precision: loops[flags, precision][1] for precision in args.precision}
         rows.append((f"[{flags or 'defaults'}] train loop speed-up, {args.precision[-1]} over {args.precision[0]}",

@@ -1,4 +1,4 @@
-"""Re-run the experiment table of report.md and print it.
+"""Re-run the experiment tables of EXPERIMENTS.md and print them.
 
 Owner of the experiment protocol only; every run is a plain train_colorize.py / train_mean.py command. Two stages:
 - screen: each line of experiments/screen.txt, seed 0, with 10% of the images held out as a validation split
@@ -9,6 +9,9 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
   person): the 75 test photos are those of 5 people the network never saw.
 - screen-newfaces: each line of experiments/screen_new_faces.txt, seed 0, 6 epochs, split by person with 5 of the
   training people held out as a validation split: levers for new faces are chosen here.
+- screen-recipes, screen-recipes-newfaces: each training recipe of experiments/recipes.txt, seed 0, on the
+  validation photos of seen people and on validation people; `frontier` then plots their validation MSE (borrowed
+  tint) against each recipe's whole-run minutes from a saved `bench.py --networks` table.
 A run whose summary already exists is skipped and an interrupted one (a checkpoint, no summary) resumed, so an
 interrupted table continues where it stopped. `table` prints both stages as markdown from the runs'
 <name>_summary.json files.
@@ -19,8 +22,10 @@ interrupted table continues where it stopped. `table` prints both stages as mark
     python experiments.py screen-newfaces   # about 1 h on a 2-core CPU
     python experiments.py table
     python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/
+    python experiments.py frontier --bench-log outputs/bench_recipes.log   # outputs/speed_quality.png
 """
 import argparse
+import io
 import json
 import os
 import re
@@ -33,8 +38,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import matplotlib
+
 import checkpoints
+import output_files
 from models import COLORIZERS
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 HERE = Path(__file__).resolve().parent
 # Flags every run of a stage gets before its line's own (which override them). Screening starts colorizer lines
@@ -49,7 +60,13 @@ STAGES = {"screen": {"list": HERE / "experiments" / "screen.txt", "seeds": (0,),
           "newfaces": {"list": HERE / "experiments" / "new_faces.txt", "seeds": (0, 1, 2), "extra": {}},
           "screen-newfaces": {"list": HERE / "experiments" / "screen_new_faces.txt", "seeds": (0,),
                               "extra": {("train_colorize.py", "fusion"): ["--split-by", "person", "--val-fraction",
-                                                                          "0.1", "--epochs", "6"]}}}
+                                                                          "0.1", "--epochs", "6"]}},
+          # training recipes (their cost and quality), with the scripts' defaults on both validation splits
+          "screen-recipes": {"list": HERE / "experiments" / "recipes.txt", "seeds": (0,),
+                             "extra": {("train_colorize.py", "fusion"): ["--val-fraction", "0.1"]}},
+          "screen-recipes-newfaces": {"list": HERE / "experiments" / "recipes.txt", "seeds": (0,),
+                                      "extra": {("train_colorize.py", "fusion"): ["--split-by", "person",
+                                                                                  "--val-fraction", "0.1"]}}}
 
 
 def read_configs(path):
@@ -159,6 +176,59 @@ def table(stage, runs_dir):
               f"{spread([s['train_seconds'] / 60 for s in summaries], 1)} |")
 
 
+def validation_mse(run_dir):
+    """The validation MSE of a screening run as test_colorize.py evaluates it by default (the borrowed tint)."""
+    done = subprocess.run([sys.executable, "test_colorize.py", "--checkpoint", str(run_dir / "colorizer.pt"),
+                           "--split", "val", "--pngs", "0"], cwd=HERE, capture_output=True, text=True)
+    found = re.search(r"^val: \d+ images, .* mean ([\d.]+) ", done.stdout, re.M)
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"error: {run_dir}: test_colorize.py failed: {done.stderr.strip()[-300:]}")
+    return float(found.group(1))
+
+
+def whole_run_minutes(bench_log):
+    """{train_colorize.py flags: minutes} from the whole-run rows of a saved bench.py table."""
+    rows = re.findall(r"^\[(.*?)\] whole run: .* = ([\d.]+) min$", Path(bench_log).read_text(), re.M)
+    return {flags: float(minutes) for flags, minutes in rows}
+
+
+def frontier(runs_dir, bench_log, out):
+    """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (borrowed tint) on the
+    image split's validation photos and on the validation people, against the minutes of its whole run in
+    `bench_log` (a saved `bench.py --networks` table whose networks are the recipes' flags); prints the table and
+    writes the PNG `out`."""
+    minutes = whole_run_minutes(bench_log)
+    points = []
+    for words in read_configs(STAGES["screen-recipes"]["list"]):
+        flags = " ".join(words[1:])
+        dirs = [runs_dir / stage / f"{slug(words)}_seed0" for stage in ("screen-recipes", "screen-recipes-newfaces")]
+        if flags in minutes and all(summary_path(d, words).exists() for d in dirs):
+            points.append((flags, minutes[flags], *map(validation_mse, dirs)))
+    if not points:
+        raise SystemExit(f"error: no recipe has both screening runs in {runs_dir} and a whole-run row in {bench_log}")
+    baseline = points[0]
+    print("| recipe (`train_colorize.py` flags) | whole run (min) | cost | validation MSE, seen people | new people |")
+    print("| --- | --- | --- | --- | --- |")
+    for flags, cost, seen, new in points:
+        print(f"| `{flags}` | {cost:.1f} | {cost / baseline[1]:.2f} | {seen:.2f} | {new:.2f} |")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, column, title in zip(axes, (2, 3), ("seen people (image split)", "new people (person split)")):
+        for number, point in enumerate(points, 1):
+            ax.plot(point[1], point[column], "s" if number == 1 else "o", color="C3" if number == 1 else "C0")
+            ax.annotate(str(number), (point[1], point[column]), textcoords="offset points", xytext=(5, 5))
+        ax.set(xlabel=f"whole training run, minutes ({Path(bench_log).name})", ylabel="validation MSE (borrowed tint)",
+               title=f"validation photos of {title}")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Time to quality: 1 = the recipe of the first line of experiments/recipes.txt; numbers = its lines")
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    plt.close(fig)
+    output_files.write_bytes(Path(out), png.getbuffer())
+    for number, (flags, *_rest) in enumerate(points, 1):
+        print(f"{number}: {flags}")
+
+
 # for `ship`, each kind of run: its model kinds and the name its training log gets (the script's)
 SHIPPED = {"colorizer": (COLORIZERS, "train_colorize.log"), "mean_chroma": ("MeanChromaNet", "train_mean.log")}
 
@@ -187,9 +257,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("stage", choices=(*STAGES, "table", "ship"), help="what to do (see above)")
+    parser.add_argument("stage", choices=(*STAGES, "table", "ship", "frontier"), help="what to do (see above)")
     parser.add_argument("run_dir", nargs="?", type=Path, help="ship: the finished run to ship")
     parser.add_argument("--to", type=Path, default=HERE / "outputs", help="ship: where the shipped model goes")
+    parser.add_argument("--bench-log", type=Path, default=HERE / "outputs" / "bench_recipes.log",
+                        help="frontier: the saved bench.py table whose whole-run rows cost the recipes")
+    parser.add_argument("--out", type=Path, default=HERE / "outputs" / "speed_quality.png",
+                        help="frontier: the picture to write")
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with CPU cores / jobs threads)")
     parser.add_argument("--match", default="", metavar="TEXT",
@@ -202,6 +276,8 @@ def main(argv=None):
     runs_dir = Path(args.runs_dir)
     if args.stage == "ship":
         ship(args.run_dir, args.to)
+    elif args.stage == "frontier":
+        frontier(runs_dir, args.bench_log, args.out)
     elif args.stage == "table":
         for stage in STAGES:
             table(stage, runs_dir)

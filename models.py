@@ -193,7 +193,8 @@ class FusionColorizer(_PixelColorizer):
       strides 2, 1, 2, 1, 2, 1: the input at 1/8 of its side;
     - mid-level features: two 3x3 convolutions, 8K and 4K maps, at 1/8 of the side;
     - global features: the low-level features of a fixed-size view of the image (resized to `global_size`, 128:
-      the training faces themselves, so they share one low-level pass; the paper's view is 224x224), then four
+      the training faces themselves, so they share one low-level pass; the paper's view is 224x224; a training
+      batch of another side, as in train_colorize.py's --low-res-epochs, shares its own pass), then four
       3x3 convolutions of 8K maps (strides 2, 1, 2, 1: 4x4 for 128), flattened, and three fully connected layers
       of 16K, 8K and `global_dim` (4K) units, all ReLU: one vector per image, whatever the photo's size;
     - fusion: that vector concatenated to the mid-level features at every position, mixed by a 1x1 convolution
@@ -249,13 +250,16 @@ class FusionColorizer(_PixelColorizer):
         """(ab_norm, the global feature vector) of l_norm."""
         low = self.low(l_norm)
         size = self.args["global_size"]
-        if l_norm.shape[-2:] != (size, size):  # any photo: the global branch sees a fixed-size view of it
+        if l_norm.shape[-2:] != (size, size) and not self.training:
+            # any photo: the global branch sees a fixed-size view of it
             view = nn.functional.interpolate(l_norm, size=(size, size), mode="bilinear", align_corners=False,
                                              antialias=True)
             global_low = self.low(view)
-        else:
+        else:  # a training batch, whatever its side (smaller in --low-res-epochs), shares the low-level pass
             global_low = low
-        global_vector = self.global_fc(self.global_conv(global_low).flatten(1))
+        # the identity at global_size; a smaller training side's map is stretched to the fully connected input
+        pooled = nn.functional.adaptive_avg_pool2d(self.global_conv(global_low), size // 32)
+        global_vector = self.global_fc(pooled.flatten(1))
         mid = self.mid(low)
         tiled = global_vector[:, :, None, None].expand(-1, -1, *mid.shape[-2:])
         ab_half = self.out(self.color(self.fusion(torch.cat([mid, tiled], dim=1))))

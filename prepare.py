@@ -1,7 +1,8 @@
 """The data a training run sees, on its device: the split, the augmented Lab training set and the held-out split.
 
 Owner of: load + split before augmentation (and a validation part with --val-fraction), the x`factor`
-augmentation converted to (l_norm, ab_norm) chunk by chunk, a fresh draw per epoch (--fresh-augment), the person
+augmentation converted to (l_norm, ab_norm) chunk by chunk, a fresh draw per epoch (--fresh-augment) and its
+half-side form (--low-res-epochs), the person
 in each training image (for the identity loss) and the shuffled (per-rank) mini-batch indices.
 """
 import torch
@@ -72,7 +73,16 @@ def person_labels(prepared, args, device):
 def training_data(prepared, args, epoch):
     """The augmented training pair for `epoch`: the prepared one, or with --fresh-augment a new draw for every
     epoch after the first (seeded by seed and epoch, so a resumed run sees the same images), written over the
-    previous draw where it lies, so the augmented set is held once."""
+    previous draw where it lies, so the augmented set is held once. In the first --low-res-epochs epochs
+    (train_colorize.py) the pair is at half its side, each pixel the mean of 2x2 (progressive resizing: a quarter
+    of the pixels to train on)."""
+    pair = _augmented(prepared, args, epoch)
+    if epoch <= getattr(args, "low_res_epochs", 0):  # train_mean.py has no such flag
+        return tuple(torch.nn.functional.avg_pool2d(images, 2) for images in pair)
+    return pair
+
+
+def _augmented(prepared, args, epoch):
     if not args.fresh_augment:
         return prepared["train_l"], prepared["train_ab"]
     if prepared["train_draw"] != epoch:

@@ -43,6 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
                         help="evaluate (and colorize) as the average of the predictions for each image and its "
                              "mirror image, mirrored back (beyond the spec; training is unchanged)")
+    parser.add_argument("--low-res-epochs", type=train_flags.nonnegative_int, default=0, metavar="N",
+                        help="train the first N epochs on the images at half their side (progressive resizing: a "
+                             "quarter of the pixels per image), the rest at full size; evaluation is at full size")
     parser.add_argument("--width", type=train_flags.positive_int, default=16,
                         help="--arch fusion: base width K (low-level K..8K maps, fusion 4K; the paper's K is 64)")
     parser.add_argument("--global-dim", type=train_flags.positive_int,
@@ -75,6 +78,12 @@ def parse_args(argv=None):
                      f"(the default arch is fusion)")
     if args.classify and args.tanh:
         parser.error("--classify and --tanh exclude each other (the classifier outputs logits)")
+    if args.low_res_epochs >= args.epochs:
+        parser.error(f"--low-res-epochs {args.low_res_epochs}: must be below --epochs ({args.epochs}), so that the "
+                     f"last epochs train at full size")
+    if args.low_res_epochs and args.arch == "unet" and args.levels > 6:
+        parser.error(f"--low-res-epochs: a {args.levels}-level U-Net needs sides divisible by 2^{args.levels}; "
+                     f"the half-side images are 64x64")
     if len(args.features) not in (1, args.levels):
         parser.error(f"--features: give 1 or {args.levels} (= --levels) values, got {len(args.features)}")
     return args

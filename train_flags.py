@@ -73,8 +73,10 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
     parser.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
     parser.add_argument("--weight-decay", type=nonnegative_float, default=0.0,
                         help="AdamW's decoupled weight decay, e.g. 0.05 (0: plain Adam; beyond the spec)")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=lr_schedule,
-                        help="learning rate per epoch: constant, or cosine decay to 0 at the last epoch")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine", "one-cycle"), default=lr_schedule,
+                        help="learning rate: constant; cosine: per epoch, decaying to 0 at the last epoch; "
+                             "one-cycle: per step, a warm-up to --lr over the first 30%% of the steps, then a cosine "
+                             "decay (torch's OneCycleLR)")
     parser.add_argument("--augment-factor", type=positive_int, default=10,
                         help="copies of each training image (1: no augmentation)")
     parser.add_argument("--fresh-augment", action=argparse.BooleanOptionalAction, default=fresh_augment,

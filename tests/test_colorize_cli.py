@@ -21,7 +21,11 @@ import checkpoints
 import runtime
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
 
-TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--arch", "unet", "--no-flip-average", "--features", 8]
+# x2 augmentation: what these tests check does not depend on the number of augmented copies
+TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--arch", "unet", "--no-flip-average", "--features", 8,
+        "--augment-factor", 2]
+# one pytest-xdist worker runs this module, so that its trained model is trained once
+pytestmark = pytest.mark.xdist_group("colorize_cli")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,7 @@ def test_test_script_mse_matches_recomputation_and_writes_pngs(trained, tmp_path
 
 def test_sigterm_mid_epoch_then_resume_finishes(tmp_path):
     command = [sys.executable, str(ROOT / "train_colorize.py"), *map(str, TINY), "--limit", "60",
-               "--epochs", "2", "--out-dir", str(tmp_path)]
+               "--augment-factor", "10", "--epochs", "2", "--out-dir", str(tmp_path)]  # long epochs to stop in
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     for line in process.stderr:
         if line.startswith("  epoch 1:"):
@@ -314,7 +318,7 @@ def test_comparison_refuses_checkpoints_with_different_splits(trained, tmp_path)
 def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     out = tmp_path / "fusion"
     flags = ["--data-dir", DATA_DIR, "--limit", 20, "--arch", "fusion", "--width", 4, "--flip-average",
-             "--out-dir", out]
+             "--augment-factor", 2, "--out-dir", out]
     trained = run_script("train_colorize.py", *flags, "--epochs", 1)
     assert trained.returncode == 0, trained.stderr
     assert "FusionColorizer {'width': 4, 'global_dim': 16" in trained.stdout
@@ -339,7 +343,8 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
 def test_several_checkpoints_are_averaged_and_must_share_their_split_except_for_photos(trained, tmp_path):
     out, _ = trained
     fusion, other_seed = tmp_path / "fusion", tmp_path / "seed1"
-    for folder, flags in ((fusion, ["--arch", "fusion", "--width", 4]), (other_seed, [*TINY[4:], "--seed", 1])):
+    for folder, flags in ((fusion, ["--arch", "fusion", "--width", 4, "--augment-factor", 2]),
+                          (other_seed, [*TINY[4:], "--seed", 1])):
         result = run_script("train_colorize.py", "--data-dir", DATA_DIR, "--limit", 20, *flags, "--epochs", 1,
                             "--out-dir", folder)
         assert result.returncode == 0, result.stderr

@@ -29,11 +29,13 @@ def test_every_configuration_of_the_table_trains(config, tmp_path):
     script, *flags = config.split()
     main = {"train_colorize.py": train_colorize.main, "train_mean.py": train_mean.main}[script]
     # x2 augmentation, not x10: every flag of the line still runs, on a fifth of the images (58 lines)
-    main([*flags, "--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "1", "--augment-factor", "2",
+    epochs = ["--epochs", "2", "--low-res-epochs", "1"] if "--low-res-epochs" in flags else ["--epochs", "1"]
+    main([*flags, "--data-dir", str(DATA_DIR), "--limit", "20", *epochs, "--augment-factor", "2",
           "--out-dir", str(tmp_path)])
     name = "colorizer" if script == "train_colorize.py" else "mean_chroma"
     summary = json.loads((tmp_path / f"{name}_summary.json").read_text())
-    assert summary["eval_split"] == ("val" if "--val-fraction" in flags else "test") and summary["epochs"] == 1
+    assert summary["eval_split"] == ("val" if "--val-fraction" in flags else "test")
+    assert summary["epochs"] == int(epochs[1])
     assert 0 < summary["figures"]["mse"] < 1000 and summary["figures"]["psnr"] > 10
 
 
@@ -64,6 +66,19 @@ def test_fresh_augmentation_differs_per_epoch_is_reproducible_and_held_once():
     assert torch.equal(first[0][::3], second[0][::3])  # copy 0 of each image is the original
     assert again[0] is prepared["train_l"] and again[1] is prepared["train_ab"]  # each draw overwrites the last
     assert all(torch.equal(a, b) for a, b in zip(first, prepare.training_data(prepared, args, 1)))
+
+
+def test_low_res_epochs_train_on_the_same_draw_at_half_side_then_full_size():
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "10", "--augment-factor", "2", "--epochs", "4"]
+    args, full = (train_colorize.parse_args(flags + extra) for extra in (["--low-res-epochs", "2"], []))
+    prepared, plain = (prepare.prepare_data(a, torch.device("cpu")) for a in (args, full))
+    for epoch in (1, 2, 3):
+        pair, full_pair = prepare.training_data(prepared, args, epoch), prepare.training_data(plain, full, epoch)
+        if epoch <= 2:  # each pixel the mean of a 2x2 block of the epoch's full-size draw
+            assert pair[0].shape == (18, 1, 64, 64) and pair[1].shape == (18, 2, 64, 64)
+            assert torch.allclose(pair[1][:, :, 3, 5], full_pair[1][:, :, 6:8, 10:12].mean((-2, -1)), atol=1e-6)
+        else:
+            assert all(torch.equal(a, b) for a, b in zip(pair, full_pair))
 
 
 def test_augmented_network_data_is_augment_then_lab_and_fills_given_buffers(faces):
@@ -173,3 +188,31 @@ def test_a_run_refused_because_it_is_still_going_elsewhere_keeps_that_runs_log(t
     log = (run_dir / "train.log").read_text()
     assert status == 1 and log.startswith("epoch   1  train MSE    28.70\n")
     assert "another run is using this folder" in log
+
+
+def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_figures(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """`experiments.py frontier`: a recipe is plotted when both its screening runs are finished and the saved bench
+    table has its whole-run row; its cost is read relative to the first line's (today's recipe)."""
+    lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
+    first, second = lines[0], lines[1]
+    for words in (first, second):
+        for stage in ("screen-recipes", "screen-recipes-newfaces"):
+            run = tmp_path / stage / f"{experiments.slug(words)}_seed0"
+            run.mkdir(parents=True)
+            (run / "colorizer_summary.json").write_text("{}")
+    figures = {tmp_path / stage / f"{experiments.slug(words)}_seed0": value
+               for stage, words, value in (("screen-recipes", first, 8.0), ("screen-recipes-newfaces", first, 30.0),
+                                           ("screen-recipes", second, 10.0),
+                                           ("screen-recipes-newfaces", second, 33.0))}
+    monkeypatch.setattr(experiments, "validation_mse", figures.__getitem__)
+    bench_log = tmp_path / "bench.log"
+    bench_log.write_text("".join(f"[{' '.join(words[1:])}] whole run: {n} epochs x (fresh draw + loop)   "
+                                 f"{n} x (6.0 + 100) s = {minutes} min\n"
+                                 for words, n, minutes in ((first, 15, 26.5), (second, 4, 7.1), (lines[2], 4, 7.0))))
+    experiments.frontier(tmp_path, bench_log, tmp_path / "frontier.png")
+    printed = capsys.readouterr().out
+    assert f"| `{' '.join(first[1:])}` | 26.5 | 1.00 | 8.00 | 30.00 |" in printed
+    assert f"| `{' '.join(second[1:])}` | 7.1 | 0.27 | 10.00 | 33.00 |" in printed
+    assert " ".join(lines[2][1:]) not in printed  # benched but not screened
+    assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -187,6 +187,25 @@ def test_fusion_global_branch_sees_a_fixed_view_so_any_size_works():
         model(torch.rand(1, 1, 100, 128))
 
 
+def test_fusion_training_batches_of_half_side_share_their_low_level_pass_and_full_size_is_unchanged():
+    """--low-res-epochs: a 64x64 training batch feeds its own low-level features to the global branch (no 128x128
+    view), whose 2x2 map is stretched to the 4x4 the fully connected layers take; at 128x128 that stretch is the
+    identity, so full-size training and every saved model compute what they did before it."""
+    torch.manual_seed(0)
+    model = FusionColorizer(width=4)
+    views = []
+    model.global_conv.register_forward_hook(lambda m, i, o: views.append((i[0].shape[-2:], o)))
+    assert model(torch.rand(3, 1, 64, 64)).shape == (3, 2, 64, 64)
+    assert [shape for shape, _ in views] == [(8, 8)]  # one low-level pass, the batch's own
+    full = torch.rand(3, 1, 128, 128)
+    views.clear()
+    with torch.no_grad():
+        model.eval()
+        predicted = model._parts(full)[1]
+    (_, global_map), = views
+    assert torch.equal(predicted, model.global_fc(global_map.flatten(1)))
+
+
 def test_fusion_global_features_reach_every_pixel():
     """A change in one corner moves the prediction in the opposite corner (through the global vector), far beyond
     what the convolutions alone could reach."""

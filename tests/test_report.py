@@ -1,4 +1,6 @@
 """report.md stays the one printed page the course asks for, and links the file that holds everything else."""
+import re
+
 from conftest import ROOT
 
 REPORT, EXPERIMENTS, README = (ROOT / name for name in ("report.md", "EXPERIMENTS.md", "README.md"))
@@ -6,7 +8,7 @@ MAX_WORDS, MAX_LINES = 650, 60  # one printed page, tables included
 
 
 def test_report_fits_one_page():
-    text = REPORT.read_text()
+    text = re.sub(r" ?<!--.*?-->", "", REPORT.read_text())  # comments are not printed
     words, lines = len(text.split()), len(text.splitlines())
     assert words <= MAX_WORDS and lines <= MAX_LINES, f"report.md: {words} words, {lines} lines"
 

@@ -10,7 +10,7 @@ import train_colorize
 import train_mean
 import training_loop
 from conftest import DATA_DIR
-from runtime import StopFlag, UserError
+from runtime import Interrupted, StopFlag, UserError
 
 
 def _tiny_problem(n=40):
@@ -158,3 +158,31 @@ def test_bounded_float_flags_keep_their_edges_and_refuse_the_rest_naming_the_fla
         with pytest.raises(SystemExit):
             train_colorize.parse_args([flag, text])
         assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_one_cycle_steps_after_every_optimiser_step_and_an_interrupted_run_resumes_to_the_same_weights(
+        tmp_path, monkeypatch):
+    """--lr-schedule one-cycle is torch's OneCycleLR over all the run's steps: it ends at its smallest rate after
+    exactly epochs x steps-per-epoch steps, and a run stopped mid-epoch resumes onto the same schedule."""
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "2", "--width", "4", "--augment-factor", "2",
+             "--batch-size", "5", "--lr", "0.01", "--lr-schedule", "one-cycle"]
+    train_colorize.main([*flags, "--out-dir", str(tmp_path / "whole")])
+    whole = torch.load(tmp_path / "whole" / "colorizer.pt", weights_only=True)
+    steps = 2 * (18 * 2 // 5 + 1)  # 18 training images x 2 copies in batches of 5, for 2 epochs
+    assert whole["scheduler"]["last_epoch"] == steps == whole["scheduler"]["total_steps"]
+    assert whole["optimizer"]["param_groups"][0]["lr"] < 0.01 / 25  # annealed below the warm-up's start
+
+    class StopAtStep3(StopFlag):
+        def agreed(self, step=0):
+            if step == 3:
+                self.signal_name = "SIGTERM"
+            return bool(self)
+
+    monkeypatch.setattr(training_loop, "StopFlag", StopAtStep3)
+    with pytest.raises(Interrupted):
+        train_colorize.main([*flags, "--out-dir", str(tmp_path / "split")])
+    assert torch.load(tmp_path / "split" / "colorizer.pt", weights_only=True)["scheduler"]["last_epoch"] == 3
+    monkeypatch.setattr(training_loop, "StopFlag", StopFlag)
+    train_colorize.main([*flags, "--out-dir", str(tmp_path / "split"), "--resume"])
+    resumed = torch.load(tmp_path / "split" / "colorizer.pt", weights_only=True)
+    assert all(torch.equal(whole["model"][key], resumed["model"][key]) for key in whole["model"])
