@@ -194,26 +194,31 @@ def whole_run_minutes(bench_log):
 
 def frontier(runs_dir, bench_log, out):
     """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (borrowed tint) on the
-    image split's validation photos and on the validation people, against the minutes of its whole run in
-    `bench_log` (a saved `bench.py --networks` table whose networks are the recipes' flags); prints the table and
-    writes the PNG `out`."""
+    image split's validation photos and on the validation people (where screened), against the minutes of its whole
+    run in `bench_log` (a saved `bench.py --networks` table whose networks are the recipes' flags); prints the table
+    and writes the PNG `out`."""
     minutes = whole_run_minutes(bench_log)
     points = []
     for words in read_configs(STAGES["screen-recipes"]["list"]):
         flags = " ".join(words[1:])
         dirs = [runs_dir / stage / f"{slug(words)}_seed0" for stage in ("screen-recipes", "screen-recipes-newfaces")]
-        if flags in minutes and all(summary_path(d, words).exists() for d in dirs):
-            points.append((flags, minutes[flags], *map(validation_mse, dirs)))
+        figures = [validation_mse(d) if summary_path(d, words).exists() else None for d in dirs]
+        if flags in minutes and any(figures):
+            points.append((flags, minutes[flags], *figures))
     if not points:
-        raise SystemExit(f"error: no recipe has both screening runs in {runs_dir} and a whole-run row in {bench_log}")
+        raise SystemExit(f"error: no recipe has a screening run in {runs_dir} and a whole-run row in {bench_log}")
     baseline = points[0]
-    print("| recipe (`train_colorize.py` flags) | whole run (min) | cost | validation MSE, seen people | new people |")
-    print("| --- | --- | --- | --- | --- |")
-    for flags, cost, seen, new in points:
-        print(f"| `{flags}` | {cost:.1f} | {cost / baseline[1]:.2f} | {seen:.2f} | {new:.2f} |")
+    shown = lambda figure: "-" if figure is None else f"{figure:.2f}"  # noqa: E731
+    print("| | recipe (`train_colorize.py` flags) | whole run (min) | cost | validation MSE, seen people | "
+          "new people |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for number, (flags, cost, seen, new) in enumerate(points, 1):
+        print(f"| {number} | `{flags}` | {cost:.1f} | {cost / baseline[1]:.2f} | {shown(seen)} | {shown(new)} |")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, column, title in zip(axes, (2, 3), ("seen people (image split)", "new people (person split)")):
         for number, point in enumerate(points, 1):
+            if point[column] is None:
+                continue
             ax.plot(point[1], point[column], "s" if number == 1 else "o", color="C3" if number == 1 else "C0")
             ax.annotate(str(number), (point[1], point[column]), textcoords="offset points", xytext=(5, 5))
         ax.set(xlabel=f"whole training run, minutes ({Path(bench_log).name})", ylabel="validation MSE (borrowed tint)",
@@ -225,8 +230,6 @@ def frontier(runs_dir, bench_log, out):
     fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
     output_files.write_bytes(Path(out), png.getbuffer())
-    for number, (flags, *_rest) in enumerate(points, 1):
-        print(f"{number}: {flags}")
 
 
 # for `ship`, each kind of run: its model kinds and the name its training log gets (the script's)

@@ -24,8 +24,6 @@ from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
 # x2 augmentation: what these tests check does not depend on the number of augmented copies
 TINY = ["--data-dir", DATA_DIR, "--limit", 20, "--arch", "unet", "--no-flip-average", "--features", 8,
         "--augment-factor", 2]
-# one pytest-xdist worker runs this module, so that its trained model is trained once
-pytestmark = pytest.mark.xdist_group("colorize_cli")
 
 
 @pytest.fixture(scope="module")

@@ -48,13 +48,17 @@ def test_no_diary_wording():
 
 @pytest.mark.parametrize("quoting", [README, REPORT], ids=lambda path: path.name)
 def test_quoted_headline_figures_equal_their_home(quoting):
-    """Each headline row of README and report quotes its figure from EXPERIMENTS.md, and the shipped model's row
-    the figure its committed test log prints."""
+    """Each headline figure of README and report (a table row whose first cell, or a number in prose followed by
+    its unit, carries the key as a markdown comment) is quoted from EXPERIMENTS.md, and the shipped model's the
+    figure its committed test log prints."""
     home = headline_figures()
     assert {"default-image", "default-newfaces", "shipped-test"} <= home.keys()
     assert home["shipped-test"] == shipped_test_mse()
-    quoted = dict(re.findall(r"^\|.*<!-- ([a-z0-9-]+) -->.*?\| \**([\d.]+(?: ± [\d.]+)?)\** \|", quoting.read_text(),
-                             re.M))
+    text = quoting.read_text()
+    quoted = dict(re.findall(r"^\|.*<!-- ([a-z0-9-]+) -->.*?\| \**([\d.]+(?: ± [\d.]+)?)\** \|", text, re.M))
+    prose = "\n".join(line for line in text.splitlines() if not line.startswith("|"))
+    quoted.update((key, figure) for figure, key in  # in prose: the figure, a unit, the key
+                  re.findall(r"\**(\d[\d.]*(?: ± [\d.]+)?)\**[^|<\d\n]{0,12}<!-- ([a-z0-9-]+) -->", prose))
     assert {"default-image", "default-newfaces"} <= quoted.keys(), f"{quoting.name} quotes no headline row"
     for key, figure in quoted.items():
         assert figure == home[key], f"{quoting.name} quotes {key} as {figure}, EXPERIMENTS.md has {home[key]}"

@@ -195,24 +195,27 @@ def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_f
     """`experiments.py frontier`: a recipe is plotted when both its screening runs are finished and the saved bench
     table has its whole-run row; its cost is read relative to the first line's (today's recipe)."""
     lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
-    first, second = lines[0], lines[1]
-    for words in (first, second):
-        for stage in ("screen-recipes", "screen-recipes-newfaces"):
+    first, second, third = lines[:3]
+    both = ("screen-recipes", "screen-recipes-newfaces")
+    for words, stages in ((first, both), (second, both), (third, both[:1])):
+        for stage in stages:
             run = tmp_path / stage / f"{experiments.slug(words)}_seed0"
             run.mkdir(parents=True)
             (run / "colorizer_summary.json").write_text("{}")
     figures = {tmp_path / stage / f"{experiments.slug(words)}_seed0": value
                for stage, words, value in (("screen-recipes", first, 8.0), ("screen-recipes-newfaces", first, 30.0),
                                            ("screen-recipes", second, 10.0),
-                                           ("screen-recipes-newfaces", second, 33.0))}
+                                           ("screen-recipes-newfaces", second, 33.0), ("screen-recipes", third, 9.0))}
     monkeypatch.setattr(experiments, "validation_mse", figures.__getitem__)
     bench_log = tmp_path / "bench.log"
     bench_log.write_text("".join(f"[{' '.join(words[1:])}] whole run: {n} epochs x (fresh draw + loop)   "
                                  f"{n} x (6.0 + 100) s = {minutes} min\n"
-                                 for words, n, minutes in ((first, 15, 26.5), (second, 4, 7.1), (lines[2], 4, 7.0))))
+                                 for words, n, minutes in ((first, 15, 26.5), (second, 4, 7.1), (third, 4, 7.0),
+                                                           (lines[3], 4, 6.0))))
     experiments.frontier(tmp_path, bench_log, tmp_path / "frontier.png")
     printed = capsys.readouterr().out
-    assert f"| `{' '.join(first[1:])}` | 26.5 | 1.00 | 8.00 | 30.00 |" in printed
-    assert f"| `{' '.join(second[1:])}` | 7.1 | 0.27 | 10.00 | 33.00 |" in printed
-    assert " ".join(lines[2][1:]) not in printed  # benched but not screened
+    assert f"| 1 | `{' '.join(first[1:])}` | 26.5 | 1.00 | 8.00 | 30.00 |" in printed
+    assert f"| 2 | `{' '.join(second[1:])}` | 7.1 | 0.27 | 10.00 | 33.00 |" in printed
+    assert f"| 3 | `{' '.join(third[1:])}` | 7.0 | 0.26 | 9.00 | - |" in printed  # one split screened
+    assert " ".join(lines[3][1:]) not in printed  # benched but not screened
     assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

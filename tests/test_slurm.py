@@ -16,9 +16,6 @@ import experiments
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT
 from slurm_cluster import Cluster, missing_requirements
 
-# one pytest-xdist worker runs this module: its tests share one cluster, on fixed ports
-pytestmark = pytest.mark.xdist_group("slurm")
-
 TINY = "--limit 20 --epochs 1 --features 8"  # train_mean.py
 TINY_COLORIZE = "--limit 20 --epochs 1 --width 4"  # the default network, narrower
 SMALL_JOB = ["--cpus-per-task=1", "--mem=2gb"]  # the scripts ask for a real GPU node's share

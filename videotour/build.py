@@ -201,7 +201,7 @@ def text_slide(args):
             inside = line.lstrip("#").strip() == heading
             continue
         if inside:
-            lines.append(line)
+            lines.append(re.sub(r" ?<!--.*?-->", "", line))  # markdown comments are not shown
     if not lines:
         raise TourError(f"{name}: no section {heading!r}")
     while lines and not lines[-1].strip():
