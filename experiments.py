@@ -224,7 +224,8 @@ def frontier(runs_dir, bench_log, out):
         ax.set(xlabel=f"whole training run, minutes ({Path(bench_log).name})", ylabel="validation MSE (borrowed tint)",
                title=f"validation photos of {title}")
         ax.grid(alpha=0.3)
-    fig.suptitle("Time to quality: 1 = the recipe of the first line of experiments/recipes.txt; numbers = its lines")
+    fig.suptitle("Time to quality of the training recipes (experiments/recipes.txt): the numbers are the rows of "
+                 "`experiments.py frontier`'s table; 1 (square) is the default recipe")
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100)
