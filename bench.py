@@ -159,7 +159,7 @@ def bench_epoch_draws(networks, repeats, device):
     augmentation made their images)."""
     draws, images, first = {}, {}, None
     for flags in networks:
-        args = train_colorize.parse_args(shlex.split(flags))
+        args = train_args(flags)
         prepared = prepare.prepare_data(args, device)
         first = first or prepared
         images[flags] = prepared["train_l"].shape[0]
@@ -184,7 +184,7 @@ def interleaved(fns, repeats, device):
 def colorizer(flags="", memory_format=torch.channels_last):
     """The network train_colorize.py builds with `flags` (a string; "" for its defaults), in the memory format
     training_loop.fit uses."""
-    return train_colorize.build_colorizer(train_colorize.parse_args(shlex.split(flags)), None).to(
+    return train_colorize.build_colorizer(train_args(flags), None).to(
         memory_format=memory_format)
 
 
@@ -194,26 +194,22 @@ def bench_loops(prepared, steps, repeats, device, networks, precisions):
     10 images, all timed in turns; the half-side loop only for flags with --low-res-epochs."""
     loops, images = {}, {}
     for flags in networks:
-        batch_size = batch_of(flags)
+        args = train_args(flags)
+        batch_size = args.batch_size
         count = max(1, steps * 10 // batch_size)
         half = {key: torch.nn.functional.avg_pool2d(prepared[key][:count * batch_size], 2)
-                for key in ("train_l", "train_ab")}
+                for key in ("train_l", "train_ab")} if args.low_res_epochs else None
         for precision in precisions:
             torch.manual_seed(0)
             model, bf16 = colorizer(flags).to(device), precision == "bfloat16"
             loops[flags, precision, "bare"], loops[flags, precision, "real"] = loop_pair(
                 model, prepared, count, batch_size, bf16)
-            if low_res_epochs(flags):
+            if half:
                 loops[flags, precision, "half"] = loop_pair(model, half, count, batch_size, bf16)[1]
             images[flags, precision] = count * batch_size
     seconds = interleaved(loops, repeats, device)
     rate = lambda key, kind: images[key] / seconds[(*key, kind)] if (*key, kind) in seconds else None  # noqa: E731
     return {key: (rate(key, "bare"), rate(key, "real"), rate(key, "half")) for key in images}
-
-
-def low_res_epochs(flags):
-    """The --low-res-epochs train_colorize.py trains with under `flags`."""
-    return train_colorize.parse_args(shlex.split(flags)).low_res_epochs
 
 
 def whole_run(epochs, low, draw, epoch_images, rate, rate_half):
@@ -225,9 +221,9 @@ def whole_run(epochs, low, draw, epoch_images, rate, rate_half):
     return " + ".join(f"{count} x ({draw:.1f} + {loop:.0f})" for count, loop in parts) + f" s = {minutes:.1f} min"
 
 
-def batch_of(flags):
-    """The --batch-size train_colorize.py trains with under `flags`."""
-    return train_colorize.parse_args(shlex.split(flags)).batch_size
+def train_args(flags):
+    """The arguments train_colorize.py trains with under `flags` (a string; "" for its defaults)."""
+    return train_colorize.parse_args(shlex.split(flags))
 
 
 def loop_pair(model, prepared, steps, batch_size, bf16=False):
@@ -379,16 +375,16 @@ def main():
     for (flags, precision), (bare, real, half) in loops.items():
         name = f"[{flags or 'defaults'}{'' if args.precision == ['float32'] else ', ' + precision}]"
         of_peak = lambda rate: of_the_peak(rate, gflop[flags], peaks[precision], precision)  # noqa: E731
-        epochs = train_colorize.parse_args(shlex.split(flags)).epochs
+        trained = train_args(flags)
         draw, epoch_images = per_epoch[flags]
-        rows += [(f"{name} bare loop: fwd + bwd + Adam, batch {batch_of(flags)}",
+        rows += [(f"{name} bare loop: fwd + bwd + Adam, batch {trained.batch_size}",
                   f"{bare:.0f} img/s, {of_peak(bare)}"),
                  (f"{name} train_colorize loop (training_loop.train_epoch)", f"{real:.0f} img/s, {of_peak(real)}"),
                  ("  train loop / bare loop", f"{100 * real / bare:.0f} %")]
         if half:
             rows.append((f"{name} train loop at half side (--low-res-epochs)", f"{half:.0f} img/s"))
-        rows.append((f"{name} whole run: {epochs} epochs x (fresh draw + loop)",
-                     whole_run(epochs, low_res_epochs(flags), draw, epoch_images, real, half)))
+        rows.append((f"{name} whole run: {trained.epochs} epochs x (fresh draw + loop)",
+                     whole_run(trained.epochs, trained.low_res_epochs, draw, epoch_images, real, half)))
     for flags in args.networks if len(args.precision) > 1 else ():
         rates = {precision: loops[flags, precision][1] for precision in args.precision}
         rows.append((f"[{flags or 'defaults'}] train loop speed-up, {args.precision[-1]} over {args.precision[0]}",
