@@ -13,7 +13,8 @@ Owner of measuring only; it calls the same functions the scripts run, on the dev
   are costed too;
 - with --precision float32 bfloat16: both loops in each precision (bfloat16: train_colorize.py --bf16), in turns;
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded),
-  with the network's own tint and with the default's borrowed one (models.TintPulled);
+  with the network's own tint, with the borrowed one (models.TintPulled) and with the default's fading too
+  (models.FadedUnfamiliar);
 - with --networks: the loop, whole-run and photo rows for each network, given as train_colorize.py flags (e.g.
   --networks "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns
   so that a slow phase of a shared machine hits all alike;
@@ -53,7 +54,7 @@ import test_colorize
 import train_colorize
 import train_flags
 import training_loop
-from models import TintPulled
+from models import FadedUnfamiliar, TintPulled
 
 HERE = Path(__file__).resolve().parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -283,13 +284,16 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
 def bench_photo(repeats, device, networks):
     """{row: seconds} to colorize a 4000x3000 photo with each network (untrained weights compute the same as
     trained ones), as test_colorize.py --input --tint-keep 1 does, and with the first network as by default, its
-    tint borrowed from the nearest of all 750 faces (models.TintPulled; reading the faces once is excluded)."""
+    tint borrowed from the nearest of all 750 faces (models.TintPulled; reading the faces once is excluded), and
+    with that tint and the colour faded where the photo looks unlike every face (models.FadedUnfamiliar)."""
     models = {f"[{flags or 'defaults'}]": colorizer(flags, torch.contiguous_format).to(device).eval()
               for flags in networks}
     first = next(iter(models.values()))
-    models[f"[{networks[0] or 'defaults'}] + borrowed tint"] = TintPulled(
-        first, *test_colorize.tint_bank(data.load_faces()[0]), test_colorize.DEFAULT_TINT_NEIGHBOURS,
-        0.0).to(device).eval()
+    bank, bank_tints = test_colorize.tint_bank(data.load_faces()[0])
+    borrowed = TintPulled(first, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).to(device).eval()
+    models[f"[{networks[0] or 'defaults'}] + borrowed tint"] = borrowed
+    models[f"[{networks[0] or 'defaults'}] + borrowed tint, faded (the default)"] = FadedUnfamiliar(
+        borrowed, bank, *test_colorize.DEFAULT_FADE).to(device).eval()
     face = cv2.imread(str(data.list_images(data.resolve_data_dir())[44]))
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo_4000x3000.jpg"

@@ -2,9 +2,10 @@
 
 This module is the only owner of:
 - finding and reading the dataset (OpenCV reads BGR; it is converted to RGB once, in `read_rgb`);
-- the seeded 90/10 split, made before any augmentation, by image or by person (the identity table);
+- the seeded 90/10 split, made before any augmentation, by image or by person (the identity table), and
+  the 10 folds of k-fold cross-validation;
 - RGB <-> CIE L*a*b* conversion (sRGB, D65) and the normalisation the networks see;
-- a prediction's tint (its mean a*b*) and pulling it toward another;
+- a prediction's tint (its mean a*b*), pulling it toward another, and fading its colour toward none;
 - the a*b* bins of the classification variant (quantisation and annealed-mean decoding);
 - the image-quality figures: MSE over a*b*, RGB PSNR and colorfulness (Hasler and Susstrunk 2003).
 
@@ -136,21 +137,30 @@ def load_faces(data_dir=None, limit=None):
 
 # ---------------------------------------------------------------- split
 
-def split_indices(n, seed, test_fraction=0.1, val_fraction=0.0, groups=None):
+FOLD_SEED = 0  # --fold: the one fixed shuffle the folds are cut from (fold 0 is then --seed 0's split)
+FOLDS = 10  # each tests the default test fraction, 10%
+
+
+def split_indices(n, seed, test_fraction=0.1, val_fraction=0.0, groups=None, fold=None):
     """Seeded shuffle with torch.randperm, then (train, val, test) index tensors; test is the first part.
 
     The test part depends only on n, seed and test_fraction, so holding out a validation part (taken from the
     training part) never changes which images are tested. With `groups` (a label per image: the person pictured,
     for --split-by person) the shuffle is over the groups and whole groups go to each part: test takes
     round(groups x test_fraction) of them, validation round(groups x val_fraction), each group's images in index
-    order.
+    order. With `fold` K (k-fold cross-validation, K < 1 / test_fraction) the shuffle is the fixed one of FOLD_SEED,
+    turned so that its K-th slice of test_fraction is tested and the slices after it are validated: the folds'
+    test parts cover every image (or group) exactly once, whatever `seed`.
     """
     if groups is None:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         n_test, n_val = round(n * test_fraction), round(n * val_fraction)
+        if fold is None:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        else:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(FOLD_SEED)).roll(-fold * n_test)
         return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
     labels = sorted(set(groups))
-    train, val, test = split_indices(len(labels), seed, test_fraction, val_fraction)
+    train, val, test = split_indices(len(labels), seed, test_fraction, val_fraction, fold=fold)
     members = {label: [i for i, g in enumerate(groups) if g == label] for label in labels}
     return tuple(torch.tensor([i for g in part.tolist() for i in members[labels[g]]], dtype=torch.long)
                  for part in (train, val, test))
@@ -275,6 +285,12 @@ def pull_tint(ab_norm, toward, keep):
     units), keeping the fraction `keep` of the distance: 1 changes nothing, 0 gives each image the tint `toward`.
     The detail around each image's tint is untouched."""
     return ab_norm + (1 - keep) * (toward.reshape(-1, 2, 1, 1) - tint(ab_norm))
+
+
+def fade(ab_norm, kept):
+    """`ab_norm` with each pixel's a*b* scaled toward no colour (a* = b* = 0), keeping the fraction `kept` (a map that
+    broadcasts to it, in [0, 1]). Hue is kept; only the colour's strength fades."""
+    return ab_norm * kept
 
 
 def merge_lab(l_raw, ab_raw):

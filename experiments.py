@@ -12,6 +12,8 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
 - screen-recipes, screen-recipes-newfaces: each training recipe of experiments/recipes.txt, seed 0, on the
   validation photos of seen people and on validation people; `frontier` then plots their validation MSE (borrowed
   tint) against each recipe's whole-run minutes from a saved `bench.py --networks` table.
+- crossval: each line of experiments/crossval.txt, split by person into the 10 folds of --fold (seed 0): every
+  person tested once; `people` then evaluates each fold's test people and prints the per-person table.
 A run whose summary already exists is skipped and an interrupted one (a checkpoint, no summary) resumed, so an
 interrupted table continues where it stopped. `table` prints both stages as markdown from the runs'
 <name>_summary.json files.
@@ -23,6 +25,8 @@ interrupted table continues where it stopped. `table` prints both stages as mark
     python experiments.py table
     python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/
     python experiments.py frontier --bench-log outputs/bench_recipes.log   # outputs/speed_quality.png
+    python experiments.py crossval      # 10 default runs: about 2-3 h on a 2-core CPU
+    python experiments.py people        # the per-person table of the crossval runs
 """
 import argparse
 import io
@@ -40,9 +44,13 @@ from pathlib import Path
 
 import matplotlib
 
+import torch
+
 import checkpoints
+import data
 import output_files
-from models import COLORIZERS
+import test_colorize
+from models import COLORIZERS, FadedUnfamiliar, TintPulled
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -66,7 +74,9 @@ STAGES = {"screen": {"list": HERE / "experiments" / "screen.txt", "seeds": (0,),
                              "extra": {("train_colorize.py", "fusion"): ["--val-fraction", "0.1"]}},
           "screen-recipes-newfaces": {"list": HERE / "experiments" / "recipes.txt", "seeds": (0,),
                                       "extra": {("train_colorize.py", "fusion"): ["--split-by", "person",
-                                                                                  "--val-fraction", "0.1"]}}}
+                                                                                  "--val-fraction", "0.1"]}},
+          "crossval": {"list": HERE / "experiments" / "crossval.txt", "folds": range(data.FOLDS),
+                       "extra": {("train_colorize.py", "fusion"): ["--split-by", "person"]}}}
 
 
 def read_configs(path):
@@ -94,6 +104,13 @@ def slug(words):
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
+def stage_runs(spec):
+    """(folder suffix, flags) of each run of a stage's line: one per seed, or one per fold (seed 0)."""
+    if "folds" in spec:
+        return [(f"fold{fold}", ["--fold", str(fold), "--seed", "0"]) for fold in spec["folds"]]
+    return [(f"seed{seed}", ["--seed", str(seed)]) for seed in spec["seeds"]]
+
+
 def run_name(words):
     return "colorizer" if words[0] == "train_colorize.py" else "mean_chroma"
 
@@ -111,11 +128,11 @@ def pending_runs(stage, runs_dir, match=""):
     for words in read_configs(spec["list"]):
         if match not in " ".join(words):
             continue
-        for seed in spec["seeds"]:
-            run_dir = runs_dir / stage / f"{slug(words)}_seed{seed}"
+        for suffix, flags in stage_runs(spec):
+            run_dir = runs_dir / stage / f"{slug(words)}_{suffix}"
             if not summary_path(run_dir, words).exists():
                 resume = ["--resume"] if (run_dir / f"{run_name(words)}.pt").exists() else []
-                runs.append(([sys.executable, words[0], *stage_flags(stage, words), *words[1:], "--seed", str(seed),
+                runs.append(([sys.executable, words[0], *stage_flags(stage, words), *words[1:], *flags,
                               "--out-dir", str(run_dir), *resume], run_dir))
     return runs
 
@@ -159,11 +176,12 @@ def table(stage, runs_dir):
     """Markdown rows: configuration, seeds, MSE (raw Lab units^2 over a*b* pixels), PSNR, colorfulness, minutes."""
     spec = STAGES[stage]
     split = "validation" if stage.startswith("screen") else "test"
-    print(f"| {stage} configuration | seeds | {split} MSE | PSNR (dB) | colorfulness | train min |")
+    print(f"| {stage} configuration | {'folds' if 'folds' in spec else 'seeds'} | {split} MSE | PSNR (dB) | "
+          f"colorfulness | train min |")
     print("|---|---|---|---|---|---|")
     for words in read_configs(spec["list"]):
-        summaries = [json.loads(p.read_text()) for seed in spec["seeds"]
-                     if (p := summary_path(runs_dir / stage / f"{slug(words)}_seed{seed}", words)).exists()]
+        summaries = [json.loads(p.read_text()) for suffix, _ in stage_runs(spec)
+                     if (p := summary_path(runs_dir / stage / f"{slug(words)}_{suffix}", words)).exists()]
         if not summaries:
             continue
         figures = [s["figures"] for s in summaries]
@@ -233,6 +251,53 @@ def frontier(runs_dir, bench_log, out):
     output_files.write_bytes(Path(out), png.getbuffer())
 
 
+def fold_predictions(run_dir, faces):
+    """A crossval run's test photos: their people, and per photo (a list each) its MSE with the network's own tint,
+    the borrowed tint, the default (borrowed and faded, as test_colorize.py runs) and the true tint (each
+    prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach)."""
+    rgb, names = faces
+    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
+    bank, bank_tints = test_colorize.training_tints(checkpoint, faces)
+    borrowed = TintPulled(model, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).eval()
+    default = FadedUnfamiliar(borrowed, bank, *test_colorize.DEFAULT_FADE).eval()
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
+    with torch.no_grad():
+        own = model(l_norm)
+        predictions = (own, borrowed(l_norm), default(l_norm), data.pull_tint(own, data.tint(ab_norm), 0.0))
+    people = data.people_of(checkpoint["test_names"])
+    return people, [data.ab_mse_raw(p, ab_norm).mean(1).tolist() for p in predictions]
+
+
+PEOPLE_COLUMNS = ("own tint", "borrowed tint", "default (borrowed, faded)", "true tint (bound)")
+
+
+def people_table(runs_dir, line=0):
+    """The per-person table of line `line` of experiments/crossval.txt: each person's mean test MSE (raw Lab units^2)
+    in the fold that tested them, for each PEOPLE_COLUMNS, then the mean +- sd over the folds and over the people."""
+    words = read_configs(STAGES["crossval"]["list"])[line]
+    faces = data.load_faces()
+    rows, fold_means = [], []
+    for suffix, flags in stage_runs(STAGES["crossval"]):
+        run_dir = runs_dir / "crossval" / f"{slug(words)}_{suffix}"
+        if not summary_path(run_dir, words).exists():
+            print(f"({run_dir}: not finished, left out)")
+            continue
+        people, columns = fold_predictions(run_dir, faces)
+        fold_means.append([statistics.mean(column) for column in columns])
+        for person in sorted(set(people)):
+            mine = [i for i, p in enumerate(people) if p == person]
+            rows.append((person, flags[1], [statistics.mean(column[i] for i in mine) for column in columns]))
+    if not rows:
+        raise SystemExit(f"error: no finished crossval run of `{' '.join(words)}` in {runs_dir / 'crossval'}")
+    print(f"`{' '.join(words)}`, {len(fold_means)} folds: test MSE per person (their 15 photos)\n")
+    print("| person | fold | " + " | ".join(PEOPLE_COLUMNS) + " |\n|" + " --- |" * (2 + len(PEOPLE_COLUMNS)))
+    for person, fold, figures in sorted(rows, key=lambda row: (int(row[0].lstrip("p")), row[1])):
+        print(f"| {person} | {fold} | " + " | ".join(f"{f:.2f}" for f in figures) + " |")
+    for what, values in ((f"mean ± sd over {len(fold_means)} folds", fold_means),
+                         (f"mean ± sd over {len(rows)} people", [figures for _, _, figures in rows])):
+        print(f"| {what} | | " + " | ".join(spread(list(column), 2) for column in zip(*values)) + " |")
+
+
 # for `ship`, each kind of run: its model kinds and the name its training log gets (the script's)
 SHIPPED = {"colorizer": (COLORIZERS, "train_colorize.log"), "mean_chroma": ("MeanChromaNet", "train_mean.log")}
 
@@ -261,7 +326,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("stage", choices=(*STAGES, "table", "ship", "frontier"), help="what to do (see above)")
+    parser.add_argument("stage", choices=(*STAGES, "table", "ship", "frontier", "people"),
+                        help="what to do (see above)")
     parser.add_argument("run_dir", nargs="?", type=Path, help="ship: the finished run to ship")
     parser.add_argument("--to", type=Path, default=HERE / "outputs", help="ship: where the shipped model goes")
     parser.add_argument("--bench-log", type=Path, default=HERE / "outputs" / "bench_recipes.log",
@@ -280,6 +346,8 @@ def main(argv=None):
     runs_dir = Path(args.runs_dir)
     if args.stage == "ship":
         ship(args.run_dir, args.to)
+    elif args.stage == "people":
+        people_table(runs_dir)
     elif args.stage == "frontier":
         frontier(runs_dir, args.bench_log, args.out)
     elif args.stage == "table":

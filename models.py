@@ -7,7 +7,8 @@ while training and decodes them (data.annealed_mean) in eval mode; a MeanChromaN
 prediction while training and their average in eval mode. Every constructor argument is stored in `model.args`,
 so a checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
 AveragedColorizers makes several trained colorizers one that predicts their average (test_colorize.py with
-several checkpoints); TintPulled makes a trained colorizer's tint closer to the training images' (--tint-keep).
+several checkpoints); TintPulled makes a trained colorizer's tint closer to the training images' (--tint-keep);
+FadedUnfamiliar fades its colour where a photo looks unlike every training photo (--fade-unfamiliar).
 """
 import math
 
@@ -301,6 +302,27 @@ class TintPulled(nn.Module):
     def forward(self, l_norm):
         toward = self.bank_tints[neighbours.nearest(l_norm, self.bank, self.k)].mean(1)
         return data.pull_tint(self.model(l_norm).float(), toward, self.keep)
+
+
+class FadedUnfamiliar(nn.Module):
+    """A trained per-pixel colorizer whose colour fades where the photo looks unlike every training photo: each of the
+    photo's 3x3 regions keeps all of its predicted a*b* where its distance to the nearest training photo's same
+    region (neighbours.cell_distances; `bank`: their descriptors) is at most `full`, none beyond `none`, a linear
+    share between; the kept fractions are spread smoothly over the photo (bilinear between the cells' centres).
+    Why: the network has learned one photo studio; on a sky, a uniform or a flag it paints that studio's warm cast,
+    which is worse than no colour (EXPERIMENTS.md, Photos from outside the dataset). For evaluation and colorizing
+    only."""
+
+    def __init__(self, model, bank, full, none):
+        super().__init__()
+        if not 0 <= full < none:
+            raise ValueError(f"FadedUnfamiliar needs 0 <= full < none, got {full}, {none}")
+        self.model, self.full, self.none = model, full, none
+        self.register_buffer("bank", bank)
+        self.side_multiple = model.side_multiple
+
+    def forward(self, l_norm):
+        return data.fade(self.model(l_norm).float(), neighbours.kept_fraction(l_norm, self.bank, self.full, self.none))
 
 
 MODELS = {"MeanChromaNet": MeanChromaNet, "Colorizer": Colorizer, "FusionColorizer": FusionColorizer}

@@ -1,7 +1,8 @@
 """The training photos a photo looks most like: the nearest sittings, whose true tint a prediction borrows.
 
-Owner of the photo descriptor and the nearest-neighbour search only (the tint itself is `data.tint`, its use
-`models.TintPulled`). Why: most of the error is a photo's overall tint (its mean a*b*: the light and background of
+Owner of the photo descriptor and the nearest-neighbour searches only: whole photos (the tint itself is `data.tint`,
+its use `models.TintPulled`) and each region of a photo (`cell_distances`: how unlike every training photo it looks,
+used by `models.FadedUnfamiliar`). Why: most of the error is a photo's overall tint (its mean a*b*: the light and background of
 the sitting), which its L* does not tell the network; the training photos of the same sitting, or of the most alike
 one for a face never seen, do (EXPERIMENTS.md, New faces).
 
@@ -34,3 +35,22 @@ def describe(l_norm):
 def nearest(l_norm, bank, k):
     """Indices (N x k) of the k descriptors of `bank` nearest to each photo of l_norm, nearest first."""
     return torch.cdist(describe(l_norm), bank).topk(min(k, len(bank)), largest=False).indices
+
+
+def cell_distances(l_norm, bank):
+    """N x CELLS x CELLS: each cell's distance (Hellinger, of its L* histogram) to the same cell of the training photo
+    of `bank` whose cell is nearest; each cell may find another photo. Regions unlike any training photo's (a blue
+    sky, a uniform) are far, a face's and a studio background's near."""
+    n = len(l_norm)
+    cells = describe(l_norm).view(n, CELLS * CELLS, LEVELS).transpose(0, 1)
+    bank_cells = bank.view(len(bank), CELLS * CELLS, LEVELS).transpose(0, 1)
+    return torch.cdist(cells, bank_cells).amin(2).T.reshape(n, CELLS, CELLS)
+
+
+def kept_fraction(l_norm, bank, full, none):
+    """N x 1 x H x W: the share of its colour each pixel keeps (models.FadedUnfamiliar): all in a cell within `full`
+    of the nearest training photo's same cell (cell_distances), none beyond `none`, linearly between; spread
+    smoothly over the photo (bilinear between the cells' centres, so no cell's edge shows)."""
+    distance = cell_distances(l_norm, bank)[:, None]
+    kept = ((none - distance) / (none - full)).clamp(0, 1)
+    return torch.nn.functional.interpolate(kept, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)

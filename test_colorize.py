@@ -5,7 +5,9 @@ Owner of this script's CLI and of writing images. The split is rebuilt from the 
 checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
 is upsampled back to full size and merged with the original L* (as in richzhang/colorization). By default each
 prediction's tint (mean a*b*) is replaced by the mean true tint of its 5 nearest training photos (neighbours.py,
-models.TintPulled), which needs the faces the checkpoint was trained on.
+models.TintPulled), and its colour fades in the regions that look unlike every training photo
+(models.FadedUnfamiliar); both need the faces the checkpoint was trained on. --score measures --input photos that
+are colour originals against their own colours.
 """
 import argparse
 import sys
@@ -22,11 +24,14 @@ import output_files
 import runtime
 import train_flags
 import training_loop
-from models import COLORIZERS, AveragedColorizers, TintPulled, build_model
+from models import COLORIZERS, AveragedColorizers, FadedUnfamiliar, TintPulled, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
 DEFAULT_TINT_NEIGHBOURS = 5  # chosen on validation photos and people (EXPERIMENTS.md, New faces)
+# chosen on validation photos, validation people and the four outside photos (choose_fade.py; EXPERIMENTS.md,
+# Photos from outside the dataset)
+DEFAULT_FADE = (0.5, 0.7)
 
 
 def parse_args(argv=None):
@@ -65,9 +70,24 @@ def parse_args(argv=None):
                         help="keep this fraction of the distance from the borrowed tint to the network's own (1: the "
                              "network's own tint, which needs no faces) (default: 0; 1 and a note where the faces "
                              "are not found for --input)")
+    parser.add_argument("--fade-unfamiliar", nargs=2, type=train_flags.nonnegative_float, metavar=("FULL", "NONE"),
+                        help=f"each of a photo's 3x3 regions keeps all its predicted a*b* where its L* histogram is "
+                             f"within FULL of the nearest training photo's same region (Hellinger distance, "
+                             f"neighbours.cell_distances), none beyond NONE, linearly between (default: "
+                             f"{DEFAULT_FADE[0]:g} {DEFAULT_FADE[1]:g}); needs the faces the checkpoint was trained on")
+    parser.add_argument("--no-fade-unfamiliar", dest="fade_unfamiliar", action="store_const", const=(),
+                        help="keep all the predicted colour everywhere")
+    parser.add_argument("--score", action="store_true",
+                        help="--input: the photos are colour originals; print each one's MSE over a*b* (raw Lab "
+                             "units^2) against its own colours, and that of no colour (a*=b*=0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     args = parser.parse_args(argv)
+    if args.fade_unfamiliar and args.fade_unfamiliar[0] >= args.fade_unfamiliar[1]:
+        parser.error(f"--fade-unfamiliar {args.fade_unfamiliar[0]:g} {args.fade_unfamiliar[1]:g}: FULL must be "
+                     f"below NONE")
+    if args.score and not args.input:
+        parser.error("--score: scores --input photos; give --input")
     args.checkpoint = args.checkpoint or [TRAINED if TRAINED.is_file() else SHIPPED]
     args.out_dir = Path(args.out_dir or args.checkpoint[0].parent / "colorized")
     return args
@@ -200,26 +220,38 @@ def evaluate_dataset(model, checkpoint, faces, args, out_dir):
         print(f"PNGs in {out_dir}")
 
 
-def tint_pulled(model, checkpoint, faces, args):
-    """`model` with each prediction's tint pulled toward the one it borrows from its nearest training photos, as
-    --tint-neighbours and --tint-keep ask (TintPulled), or `model` itself: with --tint-keep 1, and by default where
-    the faces (read here if `faces` is None) are missing, which a note then says."""
+def with_training_photos(model, checkpoint, faces, args):
+    """`model` with what its training photos tell: each prediction's tint pulled toward the one borrowed from its
+    nearest training photos (TintPulled: --tint-neighbours, --tint-keep), then its colour faded in the regions that
+    look unlike every training photo (FadedUnfamiliar: --fade-unfamiliar). --tint-keep 1 and --no-fade-unfamiliar
+    leave each out; by default both are left out, which a note says, where the faces (read here if `faces` is None)
+    are missing."""
     keep = 0.0 if args.tint_keep is None else args.tint_keep
     k = args.tint_neighbours or DEFAULT_TINT_NEIGHBOURS
-    if keep == 1:
+    fade = DEFAULT_FADE if args.fade_unfamiliar is None else args.fade_unfamiliar
+    if keep == 1 and not fade:
         return model
     try:
         bank, bank_tints = training_tints(checkpoint, faces or data.load_faces(args.data_dir))
     except data.DataError as err:
-        if args.tint_keep is not None or args.tint_neighbours is not None:
-            flag = "--tint-neighbours" if args.tint_neighbours is not None else "--tint-keep"
-            raise data.DataError(f"{flag} needs the faces the model was trained on: {err}") from None
-        print(f"note: each prediction keeps the network's own tint (--tint-keep 1): borrowing one needs the faces "
-              f"the model was trained on: {err}", file=sys.stderr)
+        given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours), ("--tint-keep", args.tint_keep),
+                                          ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
+        if given:
+            raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
+        print(f"note: each prediction keeps the network's own tint and colour (--tint-keep 1 --no-fade-unfamiliar): "
+              f"borrowing a tint and fading unfamiliar regions need the faces the model was trained on: {err}",
+              file=sys.stderr)
         return model
-    print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the mean of its "
-          f"{min(k, len(bank))} nearest training photos' true tints{' to its own' if keep else ''}")
-    return TintPulled(model, bank, bank_tints, k, keep).to(next(model.parameters()).device).eval()
+    device = next(model.parameters()).device
+    if keep < 1:
+        print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the mean of its "
+              f"{min(k, len(bank))} nearest training photos' true tints{' to its own' if keep else ''}")
+        model = TintPulled(model, bank, bank_tints, k, keep)
+    if fade:
+        print(f"each region's colour fades where it looks unlike every training photo's (all kept within "
+              f"{fade[0]:g} of the nearest, none beyond {fade[1]:g})")
+        model = FadedUnfamiliar(model, bank, *fade)
+    return model.to(device).eval()
 
 
 # ---------------------------------------------------------------- any photo
@@ -250,26 +282,59 @@ def work_shape(height, width, multiple, work_size):
 
 
 @torch.no_grad()
-def colorize(model, rgb, work_size, rows=128):
-    """Colorize one image (rgb 3 x H x W in [0, 1]) at full resolution: its own L*, predicted a*b*.
+def predict_lab(model, rgb, work_size, rows=128):
+    """One image's (rgb 3 x H x W in [0, 1]) own L* (l_raw) and predicted a*b* (ab_norm), both at full resolution.
 
     The full-size color conversions run on blocks of `rows` rows: a 4000x3000 photo's temporaries then stay
     small enough to be reused instead of page-faulted in for every operation (2x faster here).
     """
+    l_raw, l_norm = work_input(rgb, model.side_multiple, work_size, rows)
+    device = next(model.parameters()).device
+    return l_raw, upsample(model(l_norm.to(device)).float().cpu(), l_raw)
+
+
+def work_input(rgb, multiple, work_size, rows=128):
+    """One image's own L* at full resolution (l_raw, 1 x 1 x H x W) and what the network sees: l_norm at
+    work_shape."""
     height, width = rgb.shape[1:]
     l_raw = torch.empty(1, 1, height, width)
     for top in range(0, height, rows):
         l_raw[..., top:top + rows, :] = data.rgb_to_lab(rgb[None, :, top:top + rows])[:, :1]
-    shape = work_shape(height, width, model.side_multiple, work_size)
-    l_small = F.interpolate(l_raw, size=shape, mode="area")
-    device = next(model.parameters()).device
-    ab_norm = F.interpolate(model(data.normalize_l(l_small).to(device)).float().cpu(), size=(height, width),
-                            mode="bilinear", align_corners=False)
+    shape = work_shape(height, width, multiple, work_size)
+    return l_raw, data.normalize_l(F.interpolate(l_raw, size=shape, mode="area"))
+
+
+def upsample(ab_norm, like):
+    """a*b* predicted at the work size, bilinearly upsampled to the full size of `like`."""
+    return F.interpolate(ab_norm, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def colorize(model, rgb, work_size, rows=128):
+    """Colorize one image (rgb 3 x H x W in [0, 1]) at full resolution: its own L*, predicted a*b*."""
+    return merge_rows(*predict_lab(model, rgb, work_size, rows), rows)
+
+
+def merge_rows(l_raw, ab_norm, rows=128):
+    """data.merge_lab of full-size L* and a*b* (1 x C x H x W) to one 3 x H x W image, `rows` rows at a time."""
+    height, width = l_raw.shape[-2:]
     out = torch.empty(3, height, width)
     for top in range(0, height, rows):
         block = slice(top, top + rows)
         out[:, block] = data.merge_lab(l_raw[..., block, :], data.denormalize_ab(ab_norm[..., block, :]))[0]
     return out
+
+
+def score_photo(rgb, ab_norm, rows=128):
+    """(MSE over a*b* of the prediction ab_norm, of no colour), raw Lab units^2, against the photo's own a*b*
+    (rgb 3 x H x W), both at full resolution."""
+    height = rgb.shape[1]
+    errors = torch.zeros(2, dtype=torch.float64)
+    for top in range(0, height, rows):
+        block = slice(top, top + rows)
+        ab_true = data.normalize_ab(data.rgb_to_lab(rgb[None, :, block])[:, 1:])
+        for i, guess in enumerate((ab_norm[..., block, :], torch.zeros_like(ab_true))):
+            errors[i] += data.ab_mse_raw(guess, ab_true).mean().item() * ab_true.shape[-2]
+    return tuple((errors / height).tolist())
 
 
 def output_paths(files, out_dir):
@@ -295,26 +360,45 @@ def output_paths(files, out_dir):
     return outputs
 
 
-def colorize_file(model, path, out_path, work_size):
-    """Read one photo, colorize it and write it to out_path (a PNG)."""
+def colorize_file(model, path, out_path, work_size, score=False):
+    """Read one photo, colorize it and write it to out_path (a PNG); with `score`, return score_photo's figures."""
     rgb = torch.from_numpy(data.read_rgb(path)).permute(2, 0, 1)
-    write_png(out_path, colorize(model, rgb, work_size))
+    l_raw, ab_norm = predict_lab(model, rgb, work_size)
+    write_png(out_path, merge_rows(l_raw, ab_norm))
+    return score_photo(rgb, ab_norm) if score else None
 
 
-def colorize_inputs(model, files, out_dir, work_size):
-    """Colorize every file to its output_paths PNG; bad ones are reported and skipped. Returns failures."""
+GRAY = 0.1  # a photo whose a*b* MSE from no colour is below this (raw Lab units^2) is not a colour original
+
+
+def colorize_inputs(model, files, out_dir, work_size, score=False):
+    """Colorize every file to its output_paths PNG; bad ones are reported and skipped. With `score`, print each
+    colour original's figures and their mean. Returns failures."""
     failures = written = 0
+    scores = []
     for path, out_path in zip(files, output_paths(files, out_dir)):
         try:
             with output_files.keeping(f"the {written} output(s) written before it are kept in {out_dir}"):
-                colorize_file(model, path, out_path, work_size)
+                figures = colorize_file(model, path, out_path, work_size, score)
         except data.DataError as err:
             message = str(err) if str(err).startswith(str(path)) else f"{path}: {err}"
             print(f"error: {message}", file=sys.stderr)
             failures += 1
             continue
-        print(f"{path} -> {out_path}")
         written += 1
+        if figures is None:
+            print(f"{path} -> {out_path}")
+        elif figures[1] < GRAY:
+            print(f"{path} -> {out_path}  (no colour to score against: a gray photo)")
+        else:
+            scores.append(figures)
+            print(f"{path} -> {out_path}  MSE a*b* {figures[0]:.2f}, no colour {figures[1]:.2f} "
+                  f"({figures[0] / figures[1]:.2f}x)")
+    if scores:
+        mse, none = (sum(values) / len(scores) for values in zip(*scores))
+        better = sum(mine < nothing for mine, nothing in scores)
+        print(f"{len(scores)} colour photo(s) scored: mean MSE a*b* {mse:.2f}, no colour {none:.2f} "
+              f"({mse / none:.2f}x); better than no colour on {better} of {len(scores)}")
     return failures
 
 
@@ -325,8 +409,8 @@ def main(argv=None):
     model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, splits)
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
-        model = tint_pulled(model, checkpoint, None, args)
-        failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size)
+        model = with_training_photos(model, checkpoint, None, args)
+        failures = colorize_inputs(model, files, out_folder(args.out_dir), args.work_size, args.score)
         if failures:
             raise runtime.UserError(f"{failures} input(s) could not be colorized")
     else:
@@ -337,7 +421,7 @@ def main(argv=None):
             raise runtime.UserError(f"--out-dir {args.out_dir}: is the data folder; PNGs written there would be "
                                     f"read as faces by the next run")
         faces = data.load_faces(args.data_dir)
-        model = tint_pulled(model, checkpoint, faces, args)
+        model = with_training_photos(model, checkpoint, faces, args)
         out_dir = out_folder(args.out_dir) if args.pngs > 0 else args.out_dir
         evaluate_dataset(model, checkpoint, faces, args, out_dir)
 

@@ -1,11 +1,13 @@
 """Command-line flags shared by the training scripts, the flag types every script uses, and the --help format.
 
 Owner of: the common training flags (data, epochs, batch, learning rate, weight decay, augmentation, seed, device,
-output folder, resume, bf16, compile) and their defaults per script; positive_int and the other argparse types;
+cross-validation fold, output folder, resume, bf16, compile) and their defaults per script; positive_int and the other argparse types;
 HelpFormatter.
 """
 import argparse
 import math
+
+from data import FOLDS
 
 
 def positive_int(text):
@@ -46,6 +48,13 @@ def _float_in(name, low, high, what, open_high=False):
         return value
     parse.__name__ = name
     return parse
+
+
+def fold_index(text):
+    value = int(text)
+    if not 0 <= value < FOLDS:
+        raise argparse.ArgumentTypeError(f"must be a fold from 0 to {FOLDS - 1}, got {text}")
+    return value
 
 
 fraction = _float_in("fraction", 0, 0.5, "a fraction in [0, 0.5)", open_high=True)
@@ -93,7 +102,12 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
                              "in training); person: 10%% of the people, all their photos, are tested (and "
                              "--val-fraction holds out people too), for faces never seen in training; who is who "
                              "comes from identities/face_identities.csv")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the split, augmentation, init and batch order")
+    parser.add_argument("--fold", type=fold_index, metavar="K",
+                        help=f"k-fold cross-validation: test fold K of {FOLDS} (0-{FOLDS - 1}) of one fixed shuffle, "
+                             f"and validate (--val-fraction) the folds after it; --seed then seeds only the "
+                             f"augmentation, init and batch order. Fold 0 is --seed 0's split")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the split (unless --fold), augmentation, init and batch order")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     parser.add_argument("--out-dir", default=out_dir,

@@ -16,7 +16,7 @@ import torch
 import data
 import neighbours
 import test_colorize
-from models import TintPulled
+from models import FadedUnfamiliar, TintPulled
 import checkpoints
 import runtime
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
@@ -128,7 +128,7 @@ def test_each_prediction_borrows_the_tint_of_its_nearest_training_photos(trained
     for flags, k, keep in (([], 5, 0.0), (["--tint-neighbours", "2", "--tint-keep", "0.25"], 2, 0.25),
                            (["--tint-neighbours", "1000"], 18, 0.0), (["--tint-keep", "1"], 5, 1.0)):
         test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
-                            *flags])
+                            "--no-fade-unfamiliar", *flags])
         printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
         borrowed = train_tints[order[:, :k]].mean(1)[..., None, None]
         pulled = ab_pred - tint + borrowed + keep * (tint - borrowed)
@@ -138,7 +138,9 @@ def test_each_prediction_borrows_the_tint_of_its_nearest_training_photos(trained
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--input", str(face),
                         "--out-dir", str(tmp_path / "out")])
     with torch.no_grad():
-        expected = test_colorize.colorize(TintPulled(model, neighbours.describe(train_l_norm), train_tints, 5, 0.0),
+        bank = neighbours.describe(train_l_norm)
+        expected = test_colorize.colorize(FadedUnfamiliar(TintPulled(model, bank, train_tints, 5, 0.0), bank,
+                                                          *test_colorize.DEFAULT_FADE),
                                           torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
     colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
     assert (colorized.float() - expected * 255).abs().max() <= 1.0
@@ -155,6 +157,39 @@ def test_each_prediction_borrows_the_tint_of_its_nearest_training_photos(trained
         own = test_colorize.colorize(model, torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
     colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out3" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
     assert (colorized.float() - own * 255).abs().max() <= 1.0
+
+
+def test_score_measures_colour_originals_against_themselves_and_the_fade_is_evaluated_too(trained, tmp_path, capsys):
+    out, _ = trained
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    photo = cv2.resize(cv2.imread(str(DATA_DIR / "image00300.jpg")), (150, 200))
+    cv2.imwrite(str(tmp_path / "colour.png"), photo)
+    cv2.imwrite(str(tmp_path / "gray.png"), cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
+    common = ["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--score", "--input",
+              str(tmp_path / "colour.png"), str(tmp_path / "gray.png")]
+    rgb = torch.from_numpy(data.read_rgb(tmp_path / "colour.png")).permute(2, 0, 1)
+    ab_true = data.normalize_ab(data.rgb_to_lab(rgb[None])[:, 1:])
+    rgb_all, names = data.load_faces(DATA_DIR)
+    bank = neighbours.describe(data.to_network(rgb_all[data.select_by_name(names, checkpoint["train_names"])])[0])
+    scores = []
+    for flags, wrapped in ((["--tint-keep", "1", "--no-fade-unfamiliar"], model),
+                           (["--tint-keep", "1", "--fade-unfamiliar", "0.1", "0.3"],
+                            FadedUnfamiliar(model, bank, 0.1, 0.3))):
+        test_colorize.main([*common, "--out-dir", str(tmp_path / flags[-1]), *flags])
+        printed = capsys.readouterr().out
+        mse, none = map(float, re.search(r"colour\.png -> .*colour\.png  MSE a\*b\* ([\d.]+), no colour ([\d.]+)",
+                                         printed).groups())
+        _, ab_pred = test_colorize.predict_lab(wrapped.eval(), rgb, 256)
+        assert mse == pytest.approx(data.ab_mse_raw(ab_pred, ab_true).mean().item(), abs=0.01), flags
+        assert none == pytest.approx(ab_true.mul(data.AB_SCALE).pow(2).mean().item(), abs=0.01)
+        assert re.search(r"gray\.png -> .*gray\.png  \(no colour to score against: a gray photo\)", printed)
+        assert f"1 colour photo(s) scored: mean MSE a*b* {mse:.2f}, no colour {none:.2f}" in printed
+        scores.append(mse)
+    assert scores[0] != scores[1]  # this photo is partly unlike the 18 training faces: the fade changes it
+    for bad, message in ((["--fade-unfamiliar", "0.7", "0.5"], "--fade-unfamiliar 0.7 0.5: FULL must be below NONE"),
+                         (["--score"], "--score: scores --input photos; give --input")):
+        result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", *bad)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_input_errors_name_the_file_and_others_still_run(trained, tmp_path):

@@ -238,6 +238,26 @@ def test_split_by_person_keeps_each_person_in_one_part(faces, val_fraction):
     assert parts[2] != {people[i] for i in data.split_indices(750, 1, groups=people)[2].tolist()}
 
 
+def test_person_folds_test_every_person_once_and_validate_the_next_fold(faces):
+    people = data.people_of(faces[1], DATA_DIR)
+    tested = []
+    for fold in range(data.FOLDS):
+        train, val, test = data.split_indices(750, 3, val_fraction=0.1, groups=people, fold=fold)
+        parts = [{people[i] for i in part.tolist()} for part in (train, val, test)]
+        assert [len(part) for part in parts] == [40, 5, 5]
+        assert sorted(train.tolist() + val.tolist() + test.tolist()) == list(range(750))
+        # --seed does not move a fold; validation is the next fold's people
+        assert torch.equal(test, data.split_indices(750, 0, groups=people, fold=fold)[2])
+        assert parts[1] == {people[i] for i in data.split_indices(750, 0, groups=people,
+                                                                   fold=(fold + 1) % data.FOLDS)[2].tolist()}
+        tested.append(parts[2])
+    assert set().union(*tested) == set(people) and sum(map(len, tested)) == 50  # each person tested exactly once
+    assert torch.equal(data.split_indices(750, 0, groups=people, fold=0)[2],
+                       data.split_indices(750, 0, groups=people)[2])  # fold 0 is seed 0's person split
+    image_folds = [set(data.split_indices(750, 1, fold=fold)[2].tolist()) for fold in range(data.FOLDS)]
+    assert sorted(i for fold in image_folds for i in fold) == list(range(750))
+
+
 def test_identity_table_and_data_folder_must_list_the_same_photos(tmp_path):
     folder = write_faces(tmp_path / "faces", 3)
     names = [p.name for p in data.list_images(folder)]

@@ -2,6 +2,7 @@
 fresh augmentation, the summaries and the table built from them."""
 import csv
 import json
+import re
 import sys
 
 import pytest
@@ -143,6 +144,31 @@ def test_pending_runs_skip_finished_resume_interrupted_and_start_new(tmp_path, m
     assert pending == {
         "colorize_skips_seed1": ["--skips", "--seed", "1", "--out-dir", str(runs / "colorize_skips_seed1"), "--resume"],
         "colorize_skips_seed2": ["--skips", "--seed", "2", "--out-dir", str(runs / "colorize_skips_seed2")]}
+
+
+def test_crossval_runs_one_fold_each_and_its_table_gives_each_person_once(tmp_path, monkeypatch, capsys):
+    folds = experiments.pending_runs("crossval", tmp_path / "runs")
+    assert [run_dir.name[-6:] for _, run_dir in folds] == [f"_fold{k}" for k in range(10)]
+    command = folds[3][0][1:]
+    assert command[command.index("--fold") + 1] == "3" and command[command.index("--seed") + 1] == "0"
+    assert command[command.index("--split-by") + 1] == "person"
+    # two trained folds of a tiny network on 150 faces (one epoch, one copy each): the table has their people
+    listing = tmp_path / "crossval.txt"
+    listing.write_text("train_colorize.py --arch fusion --width 2 --epochs 1 --augment-factor 1 --limit 150\n")
+    monkeypatch.setitem(experiments.STAGES, "crossval", {**experiments.STAGES["crossval"], "list": listing,
+                                                         "folds": (0, 7)})
+    for command, run_dir in experiments.pending_runs("crossval", tmp_path / "runs"):
+        train_colorize.main([*command[2:], "--data-dir", str(DATA_DIR)])
+    experiments.people_table(tmp_path / "runs")
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if re.match(r"\| p\d", line)]
+    names = [path.name for path in data.list_images(DATA_DIR)[:150]]
+    people = data.people_of(names, DATA_DIR)
+    for fold in (0, 7):
+        tested = {people[i] for i in data.split_indices(150, 0, groups=people, fold=fold)[2].tolist()}
+        assert {row[0].lstrip("| ") for row in rows if row[1] == str(fold)} == tested
+    assert len({row[0] for row in rows}) == len(rows)  # no person in two folds
+    own, borrowed, default, bound = (float(x.strip(" |")) for x in rows[0][2:6])
+    assert bound < own  # the true tint can only help: each photo's tint error is removed
 
 
 def test_match_runs_only_the_lines_containing_it_and_names_a_match_of_none(tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
-"""neighbours.py: the descriptor and the nearest training photos, whose true tint TintPulled borrows."""
+"""neighbours.py: the descriptor, the nearest training photos, whose true tint TintPulled borrows, and each region's
+distance to them, by which FadedUnfamiliar fades its colour."""
 import torch
 import torch.nn.functional as F
 
 import neighbours
-from models import FusionColorizer, TintPulled
+from models import FadedUnfamiliar, FusionColorizer, TintPulled
 
 
 def scenes(count, seed):
@@ -61,3 +62,31 @@ def test_tint_pulled_borrows_the_mean_true_tint_of_the_nearest_training_photos()
         assert torch.allclose(out - out.mean((2, 3), keepdim=True), ab_norm - ab_norm.mean((2, 3), keepdim=True),
                               atol=1e-5)  # the detail is the network's
     assert torch.allclose(pulled[24, 0.0].mean((2, 3)), bank_tints.mean(0).expand(4, 2), atol=1e-5)
+
+
+def test_each_cell_finds_the_nearest_same_cell_of_any_training_photo():
+    bank_l = scenes(5, seed=5)
+    bank = neighbours.describe(bank_l)
+    mixed = bank_l[:1].clone()
+    mixed[..., 11:, :] = bank_l[1, :, 11:, :]  # the top row of cells from photo 0, the rest from photo 1
+    assert torch.allclose(neighbours.cell_distances(mixed, bank), torch.zeros(1, 3, 3), atol=1e-6)
+    query = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(6))
+    cells = neighbours.describe(query).view(4, 9, neighbours.LEVELS)
+    brute = torch.stack([torch.stack([(cells[i, c] - bank.view(5, 9, -1)[:, c]).norm(dim=1).min() for c in range(9)])
+                         for i in range(4)]).view(4, 3, 3)
+    assert torch.allclose(neighbours.cell_distances(query, bank), brute, atol=1e-5)
+
+
+def test_unfamiliar_regions_fade_toward_no_colour_by_their_distance():
+    model = FusionColorizer(width=2, global_size=32).eval()
+    dark, light = torch.full((1, 1, 32, 32), 0.2), torch.full((1, 1, 32, 32), 0.8)
+    bank = neighbours.describe(dark)  # every cell of `light` is sqrt(2) from it: two disjoint one-level histograms
+    half_lit = torch.cat([light[..., :16], dark[..., 16:]], dim=3)
+    with torch.no_grad():
+        assert torch.allclose(FadedUnfamiliar(model, bank, 1.5, 2)(light), model(light), atol=1e-6)  # within FULL
+        assert torch.allclose(FadedUnfamiliar(model, bank, 1, 2)(light), model(light) * (2 - 2 ** 0.5), atol=1e-5)
+        assert torch.equal(FadedUnfamiliar(model, bank, 0.5, 1)(light), torch.zeros_like(model(light)))
+        assert torch.allclose(FadedUnfamiliar(model, bank, 0.5, 1)(dark), model(dark), atol=1e-6)  # a training photo
+        kept = neighbours.kept_fraction(half_lit, bank, 0.5, 1)
+        assert (kept[..., :5] == 0).all() and (kept[..., -5:] == 1).all()  # the lit third fades, the dark keeps
+        assert (kept[..., 1:] >= kept[..., :-1]).all()  # and smoothly between

@@ -12,6 +12,7 @@ import sys
 import pytest
 import torch
 
+import data
 import experiments
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT
 from slurm_cluster import Cluster, missing_requirements
@@ -98,6 +99,21 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     assert all(r["args"]["val_fraction"] == 0.2 and r["args"]["epochs"] == 1 for r in runs)
 
 
+def test_crossval_array_task_k_trains_fold_k_of_the_line(cluster, tmp_path):
+    configs = tmp_path / "crossval.txt"
+    configs.write_text("# one tiny line\ntrain_colorize.py --arch fusion --width 2 --augment-factor 1\n")
+    job = _submit(cluster, tmp_path, "experiments.sbatch", "--limit 60 --epochs 1", "--array=3-4",
+                  OUT_DIR=str(tmp_path / "cv"), EXPERIMENTS=str(configs), CROSSVAL="1", STAGE_ARGS="--split-by person")
+    names = [path.name for path in data.list_images(DATA_DIR)[:60]]
+    people = data.people_of(names, DATA_DIR)
+    for fold in (3, 4):
+        assert cluster.wait(f"{job}_{fold}", watch=[tmp_path])["JobState"] == "COMPLETED"
+        run = torch.load(tmp_path / "cv" / f"0-fold{fold}" / "colorizer.pt", weights_only=True)
+        assert (run["args"]["fold"], run["args"]["seed"], run["args"]["split_by"]) == (fold, 0, "person")
+        test = data.split_indices(60, 0, groups=people, fold=fold)[2].tolist()
+        assert run["test_names"] == [names[i] for i in test]
+
+
 def test_experiment_arrays_named_in_the_script_cover_each_lists_lines_exactly():
     """The script's default --array and its new-faces hint must track the lists' lengths, or a submitted table
     silently skips its last rows (or starts tasks with no line)."""
@@ -107,6 +123,8 @@ def test_experiment_arrays_named_in_the_script_cover_each_lists_lines_exactly():
     for found, listing in ((default, "final.txt"), (new_faces, "new_faces.txt")):
         lines = experiments.read_configs(ROOT / "experiments" / listing)
         assert found and int(found.group(1)) == len(lines) - 1, listing
+    folds = re.search(r"CROSSVAL=1 .*sbatch --array=0-(\d+)", script)
+    assert folds and int(folds.group(1)) == data.FOLDS - 1
 
 
 def test_multigpu_script_starts_one_process_per_allocated_gpu(cluster, tmp_path):

@@ -1,0 +1,215 @@
+"""Choose the two distances of test_colorize.py's --fade-unfamiliar, and show what they do.
+
+Owner of that choice only (the rule itself is models.FadedUnfamiliar). It scores, for every (FULL, NONE) of a grid:
+- the validation photos of seen people (a screening run of the image split, --val-fraction 0.1) and the validation
+  people (a screening run of --split-by person), each against the same run without fading: the dataset's photos
+  should keep their colour;
+- colour photos from outside the dataset (default ../shared/outside_photos, scored as colour originals at full
+  resolution, as test_colorize.py --input --score does) with the shipped model, against no colour at all.
+The chosen setting has the lowest mean of three ratios: the outside photos' mean MSE over no colour's, and each
+validation set's MSE over its MSE without fading. It is then checked on versions of the validation photos that no
+choice saw: cropped, rescaled and re-lit; and on the test photos of the 3 seeds' image and person splits, how many
+would fade at all (their training photos are the bank; no network needed). Prints markdown tables; `--out` gets one picture of the outside photos
+(gray | without fading | with the chosen fading | original). Every prediction borrows its tint (the default).
+
+    python choose_fade.py     # about a minute on a 2-core CPU
+"""
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import data
+import neighbours
+import test_colorize
+import train_flags
+from models import TintPulled
+
+SCREEN = "colorize_arch_fusion_epochs_15_batch-size_10_lr_1e-3_lr-schedule_cosine_seed0"  # recipes.txt line 1
+FULL = [round(0.1 * i, 1) for i in range(2, 9)]
+WIDTH = [0.1, 0.2, 0.3, 0.4, 0.6, 0.8]  # NONE - FULL
+# versions of the validation photos that no choice saw (rgb N x 3 x 128 x 128 in [0, 1] to the same)
+VERSIONS = {
+    "cropped to the middle 70%": lambda rgb: F.interpolate(rgb[..., 19:109, 19:109], size=128, mode="bilinear",
+                                                           antialias=True),
+    "cropped to the middle 50%": lambda rgb: F.interpolate(rgb[..., 32:96, 32:96], size=128, mode="bilinear",
+                                                           antialias=True),
+    "rescaled: half the side, back up": lambda rgb: F.interpolate(F.interpolate(rgb, size=64, mode="area"),
+                                                                  size=128, mode="bilinear"),
+    "darker (x 0.7)": lambda rgb: rgb * 0.7,
+    "brighter (x 1.3, clipped)": lambda rgb: (rgb * 1.3).clamp(0, 1),
+    "more contrast (gamma 1.5)": lambda rgb: rgb ** 1.5,
+    "less contrast (gamma 0.67)": lambda rgb: rgb ** (1 / 1.5),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
+    parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / SCREEN,
+                        help="screening run of the image split (experiments.py screen-recipes)")
+    parser.add_argument("--people-run", type=Path, default=Path("runs/screen-recipes-newfaces") / SCREEN,
+                        help="screening run of the person split (experiments.py screen-recipes-newfaces)")
+    parser.add_argument("--checkpoint", type=Path, default=test_colorize.SHIPPED,
+                        help="the model that colorizes the outside photos")
+    parser.add_argument("--photos", type=Path, default=data.SCRIPT_DIR.parent / "shared" / "outside_photos",
+                        help="folder of colour photos from outside the dataset")
+    parser.add_argument("--data-dir", help="folder of face images (default: as test_colorize.py)")
+    parser.add_argument("--out", type=Path, help="write the picture of the outside photos here (a PNG)")
+    parser.add_argument("--picture-height", type=train_flags.positive_int, default=240,
+                        help="height of each photo in the picture")
+    return parser.parse_args(argv)
+
+
+def borrowing(path, faces):
+    """The checkpoint at `path` with the default borrowed tint, its training photos' descriptors, the checkpoint."""
+    model, checkpoint = test_colorize.load_colorizer(path, "cpu")
+    bank, bank_tints = test_colorize.training_tints(checkpoint, faces)
+    return TintPulled(model, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).eval(), bank, checkpoint
+
+
+class Scored:
+    """Photos whose unfaded prediction is made once: `mse(fade)` is their mean MSE over a*b* with the fading
+    (FULL, NONE), or without it for None, exactly as FadedUnfamiliar computes at the network's input size and
+    test_colorize.py then upsamples."""
+
+    def __init__(self, model, bank, photos):
+        """photos: (l_norm the network sees, ab_norm of the original at its own size) pairs."""
+        self.bank = bank
+        with torch.no_grad():
+            self.parts = [(l_norm, model(l_norm).float(), ab_true) for l_norm, ab_true in photos]
+
+    def faded(self, fade):
+        """The predictions at the originals' size with the fading (FULL, NONE) or None."""
+        out = []
+        for l_norm, ab_norm, ab_true in self.parts:
+            if fade is not None:
+                ab_norm = data.fade(ab_norm, neighbours.kept_fraction(l_norm, self.bank, *fade))
+            out.append(F.interpolate(ab_norm, size=ab_true.shape[-2:], mode="bilinear", align_corners=False))
+        return out
+
+    def none(self):
+        """Each photo's MSE with no colour at all."""
+        return [data.ab_mse_raw(torch.zeros_like(ab_true), ab_true).mean(1).tolist() for _, _, ab_true in self.parts]
+
+    def mse(self, fade):
+        """Each photo's MSE (raw Lab units^2): a list, one value per photo."""
+        return [data.ab_mse_raw(pred, ab_true).mean(1).tolist() for pred, (_, _, ab_true)
+                in zip(self.faded(fade), self.parts)]
+
+
+def dataset_photos(rgb):
+    """(l_norm, ab_norm) of each dataset image, one batch: the network sees them at their own size."""
+    l_norm, ab_norm = data.to_network(rgb)
+    return [(l_norm, ab_norm)]
+
+
+def outside_photos(folder, multiple, work_size=256):
+    """(l_norm at the work size, ab_norm at full size) of each photo in `folder`, and the photos (rgb)."""
+    rgbs = [torch.from_numpy(data.read_rgb(path)).permute(2, 0, 1) for path in data.list_images(folder)]
+    if not rgbs:
+        raise SystemExit(f"error: --photos {folder}: no {'/'.join(data.IMAGE_SUFFIXES)} images")
+    parts = [(test_colorize.work_input(rgb, multiple, work_size)[1],
+              data.normalize_ab(data.rgb_to_lab(rgb[None])[:, 1:])) for rgb in rgbs]
+    return parts, rgbs
+
+
+def mean(values):
+    flat = [v for part in values for v in part]
+    return sum(flat) / len(flat)
+
+
+def grid_rows(sets, none_mse):
+    """(fade, outside ratio, worst outside photo's ratio, image-split ratio, people ratio, their mean) per setting."""
+    unfaded = {name: mean(scored.mse(None)) for name, scored in sets.items() if name != "outside"}
+    rows = []
+    for full in FULL:
+        for width in WIDTH:
+            fade = (full, round(full + width, 1))
+            outside = [m[0] for m in sets["outside"].mse(fade)]
+            outside_ratio = sum(outside) / sum(none_mse)
+            worst = max(m / n for m, n in zip(outside, none_mse))
+            dataset = [mean(sets[name].mse(fade)) / unfaded[name] for name in ("image", "people")]
+            rows.append((fade, outside_ratio, worst, *dataset, (outside_ratio + sum(dataset)) / 3))
+    return rows
+
+
+def picture(rgbs, sets, fade, height):
+    """Rows of [gray | without fading | with it | original], each photo scaled to `height`."""
+    rows = []
+    for rgb, plain, faded in zip(rgbs, sets["outside"].faded(None), sets["outside"].faded(fade)):
+        lab = data.rgb_to_lab(rgb[None])
+        panels = [data.merge_lab(lab[:, :1], torch.zeros_like(lab[:, 1:])), data.merge_lab(lab[:, :1],
+                  data.denormalize_ab(plain)), data.merge_lab(lab[:, :1], data.denormalize_ab(faded)), rgb[None]]
+        width = round(rgb.shape[2] * height / rgb.shape[1])
+        rows.append(torch.cat([F.interpolate(p, size=(height, width), mode="area") for p in panels], dim=3)[0])
+    widest = max(row.shape[2] for row in rows)
+    return torch.cat([F.pad(row, (0, widest - row.shape[2]), value=1.0) for row in rows], dim=1)
+
+
+def faded_test_photos(rgb, names, fade, data_dir, seeds=(0, 1, 2)):
+    """Markdown rows: for each split (--split-by) and seed as train_colorize.py makes it, how many test photos keep
+    less than all of their colour anywhere, and the share of all their pixels' colour that fades."""
+    l_norm = data.to_network(rgb)[0]
+    rows = []
+    for split_by, groups in (("image", None), ("person", data.people_of(names, data_dir))):
+        for seed in seeds:
+            train, _, test = data.split_indices(len(rgb), seed, groups=groups)
+            kept = neighbours.kept_fraction(l_norm[test], neighbours.describe(l_norm[train]), *fade)
+            touched = int((kept.flatten(1).amin(1) < 1).sum())
+            rows.append(f"| {split_by} | {seed} | {touched} of {len(test)} | {1 - kept.mean().item():.4f} |")
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    faces = data.load_faces(args.data_dir)
+    rgb, names = faces
+    sets = {}
+    for name, path in (("image", args.image_run), ("people", args.people_run)):
+        model, bank, checkpoint = borrowing(path / "colorizer.pt", faces)
+        if not checkpoint.get("val_names"):
+            raise SystemExit(f"error: {path}: a screening run with validation photos (--val-fraction) is needed")
+        val_rgb = rgb[data.select_by_name(names, checkpoint["val_names"])]
+        sets[name] = Scored(model, bank, dataset_photos(val_rgb))
+        sets[name].versions = {version: Scored(model, bank, dataset_photos(make(val_rgb)))
+                               for version, make in VERSIONS.items()}
+    model, bank, _ = borrowing(args.checkpoint, faces)
+    parts, rgbs = outside_photos(args.photos, model.side_multiple)
+    sets["outside"] = Scored(model, bank, parts)
+    none_mse = [m[0] for m in sets["outside"].none()]
+
+    rows = grid_rows(sets, none_mse)
+    chosen = min(rows, key=lambda row: row[-1])
+    print("| FULL | NONE | outside photos / no colour | worst outside photo | image split (val) / unfaded | "
+          "validation people / unfaded | mean of the three |\n| --- | --- | --- | --- | --- | --- | --- |")
+    for fade, *ratios in rows:
+        mark = " **chosen**" if fade == chosen[0] else ""
+        print(f"| {fade[0]:g} | {fade[1]:g} | " + " | ".join(f"{r:.3f}" for r in ratios) + f" |{mark}")
+    fade = chosen[0]
+    print(f"\nchosen: --fade-unfamiliar {fade[0]:g} {fade[1]:g}\n")
+    print("| outside photo | no colour | without fading | with fading |\n| --- | --- | --- | --- |")
+    for path, nothing, plain, faded in zip(data.list_images(args.photos), none_mse, sets["outside"].mse(None),
+                                           sets["outside"].mse(fade)):
+        print(f"| {path.name} | {nothing:.2f} | {plain[0]:.2f} ({plain[0] / nothing:.2f}x) | "
+              f"{faded[0]:.2f} ({faded[0] / nothing:.2f}x) |")
+    print(f"| mean | {sum(none_mse) / len(none_mse):.2f} | {mean(sets['outside'].mse(None)):.2f} | "
+          f"{mean(sets['outside'].mse(fade)):.2f} |")
+    print("\n| validation photos | seen people: no colour | without fading | with | new people: no colour | "
+          "without fading | with |\n| --- | --- | --- | --- | --- | --- | --- |")
+    for version in ("as they are", *VERSIONS):
+        cells = []
+        for name in ("image", "people"):
+            scored = sets[name] if version == "as they are" else sets[name].versions[version]
+            cells += [f"{mean(scored.none()):.2f}", f"{mean(scored.mse(None)):.2f}", f"{mean(scored.mse(fade)):.2f}"]
+        print(f"| {version} | " + " | ".join(cells) + " |")
+    print("\n| test split (--split-by) | seed | test photos that fade anywhere | share of their colour faded |\n"
+          "| --- | --- | --- | --- |")
+    print("\n".join(faded_test_photos(rgb, names, fade, args.data_dir)))
+    if args.out:
+        test_colorize.write_png(args.out, picture(rgbs, sets, fade, args.picture_height))
+        print(f"\npicture: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
