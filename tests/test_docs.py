@@ -46,20 +46,30 @@ def test_no_diary_wording():
             assert not re.search(r"\bsessions?\b", line, re.I), f"{path.name}:{number}: {line.strip()}"
 
 
-@pytest.mark.parametrize("quoting", [README, REPORT], ids=lambda path: path.name)
-def test_quoted_headline_figures_equal_their_home(quoting):
-    """Each headline figure of README and report (a table row whose first cell, or a number in prose followed by
-    its unit, carries the key as a markdown comment) is quoted from EXPERIMENTS.md, and the shipped model's the
-    figure its committed test log prints."""
-    home = headline_figures()
-    assert {"default-image", "default-newfaces", "shipped-test"} <= home.keys()
-    assert home["shipped-test"] == shipped_test_mse()
-    text = quoting.read_text()
+def quoted_figures(text):
+    """{key: figure} of a page's headline figures: a table row whose first cell, or a number in prose followed by
+    its unit, carries the key as a markdown comment."""
     quoted = dict(re.findall(r"^\|.*<!-- ([a-z0-9-]+) -->.*?\| \**([\d.]+(?: ± [\d.]+)?)\** \|", text, re.M))
     prose = "\n".join(line for line in text.splitlines() if not line.startswith("|"))
     quoted.update((key, figure) for figure, key in  # in prose: the figure, a unit, the key
                   re.findall(r"\**(\d[\d.]*(?: ± [\d.]+)?)\**[^|<\d\n]{0,12}<!-- ([a-z0-9-]+) -->", prose))
-    assert {"default-image", "default-newfaces"} <= quoted.keys(), f"{quoting.name} quotes no headline row"
+    return quoted
+
+
+@pytest.mark.parametrize("quoting", [README, REPORT, *sorted((ROOT / "docs").glob("*.md"))],
+                         ids=lambda path: path.name)
+def test_quoted_headline_figures_equal_their_home(quoting):
+    """Each headline figure that README, report or a docs page quotes is quoted from EXPERIMENTS.md, the shipped
+    model's is the figure its committed test log prints, and the outside photos' those of choose_fade.py's log."""
+    home = headline_figures()
+    assert {"default-image", "default-newfaces", "shipped-test"} <= home.keys()
+    assert home["shipped-test"] == shipped_test_mse()
+    mean_row = re.search(r"^\| mean \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+                         (ROOT / "outputs" / "choose_fade.log").read_text(), re.M).groups()
+    assert (home["outside-none"], home["outside-unfaded"], home["outside-default"]) == mean_row
+    quoted = quoted_figures(quoting.read_text())
+    if quoting in (README, REPORT):
+        assert {"default-image", "default-newfaces"} <= quoted.keys(), f"{quoting.name} quotes no headline row"
     for key, figure in quoted.items():
         assert figure == home[key], f"{quoting.name} quotes {key} as {figure}, EXPERIMENTS.md has {home[key]}"
 
@@ -89,7 +99,7 @@ def test_every_readme_command_names_a_script_and_flags_it_accepts():
 def test_the_readme_photo_command_runs_as_written_and_gives_the_committed_picture(tmp_path):
     """The quick README command, run as written in a copy of the project (beside a `shared` that holds the faces,
     as a fresh clone finds them), writes the PNG the README shows."""
-    (script, args), = [command for command in readme_commands() if "--input" in command[1]]
+    (script, args), = [command for command in readme_commands() if "examples/" in command[1]]
     project = tmp_path / "project"
     project.mkdir()
     for path in [*ROOT.glob("*.py"), ROOT / "examples", ROOT / "identities", ROOT / "outputs" / "colorizer.pt"]:
