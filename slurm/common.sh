@@ -14,6 +14,7 @@
 #   EXTRA_ARGS     more flags for the python script, e.g. "--epochs 5 --limit 100"
 #   EXPERIMENTS    experiments.sbatch: the configuration list (default experiments/final.txt)
 #   STAGE_ARGS     experiments.sbatch: flags before each line's own (e.g. the screening stage's)
+#   CROSSVAL, LINE experiments.sbatch: CROSSVAL=1 makes array task K fold K (--fold K) of line LINE (default 0)
 # Partition, GPUs, CPUs, memory, time, account and QOS are #SBATCH lines, which cannot read environment variables:
 # override them on the sbatch command line, e.g.
 #   sbatch --account=<course> --qos=<course> --partition=hpg-b200 --gres=gpu:b200:1 slurm/train_colorize.sbatch
