@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 import data
 import neighbours
+import runtime
 import test_colorize
 import train_flags
 from models import TintPulled
@@ -108,7 +109,7 @@ def outside_photos(folder, multiple, work_size=256):
     """(l_norm at the work size, ab_norm at full size) of each photo in `folder`, and the photos (rgb)."""
     rgbs = [torch.from_numpy(data.read_rgb(path)).permute(2, 0, 1) for path in data.list_images(folder)]
     if not rgbs:
-        raise SystemExit(f"error: --photos {folder}: no {'/'.join(data.IMAGE_SUFFIXES)} images")
+        raise runtime.UserError(f"--photos {folder}: no {'/'.join(data.IMAGE_SUFFIXES)} images")
     parts = [(test_colorize.work_input(rgb, multiple, work_size)[1],
               data.normalize_ab(data.rgb_to_lab(rgb[None])[:, 1:])) for rgb in rgbs]
     return parts, rgbs
@@ -161,55 +162,70 @@ def faded_test_photos(rgb, names, fade, data_dir, seeds=(0, 1, 2)):
     return rows
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    faces = data.load_faces(args.data_dir)
+def validation_sets(args, faces):
+    """{"image", "people": Scored validation photos of each screening run}, and {the same: {version: Scored}}."""
     rgb, names = faces
-    sets = {}
+    sets, versions = {}, {}
     for name, path in (("image", args.image_run), ("people", args.people_run)):
         model, bank, checkpoint = borrowing(path / "colorizer.pt", faces)
         if not checkpoint.get("val_names"):
-            raise SystemExit(f"error: {path}: a screening run with validation photos (--val-fraction) is needed")
+            raise runtime.UserError(f"{path}: a screening run with validation photos (--val-fraction) is needed")
         val_rgb = rgb[data.select_by_name(names, checkpoint["val_names"])]
         sets[name] = Scored(model, bank, dataset_photos(val_rgb))
-        sets[name].versions = {version: Scored(model, bank, dataset_photos(make(val_rgb)))
-                               for version, make in VERSIONS.items()}
-    model, bank, _ = borrowing(args.checkpoint, faces)
-    parts, rgbs = outside_photos(args.photos, model.side_multiple)
-    sets["outside"] = Scored(model, bank, parts)
-    none_mse = [m[0] for m in sets["outside"].none()]
+        versions[name] = {version: Scored(model, bank, dataset_photos(make(val_rgb)))
+                          for version, make in VERSIONS.items()}
+    return sets, versions
 
-    rows = grid_rows(sets, none_mse)
-    chosen = min(rows, key=lambda row: row[-1])
+
+def print_grid(rows, chosen):
     print("| FULL | NONE | outside photos / no colour | worst outside photo | image split (val) / unfaded | "
           "validation people / unfaded | mean of the three |\n| --- | --- | --- | --- | --- | --- | --- |")
     for fade, *ratios in rows:
-        mark = " **chosen**" if fade == chosen[0] else ""
+        mark = " **chosen**" if fade == chosen else ""
         print(f"| {fade[0]:g} | {fade[1]:g} | " + " | ".join(f"{r:.3f}" for r in ratios) + f" |{mark}")
-    fade = chosen[0]
-    print(f"\nchosen: --fade-unfamiliar {fade[0]:g} {fade[1]:g}\n")
+    print(f"\nchosen: --fade-unfamiliar {chosen[0]:g} {chosen[1]:g}\n")
+
+
+def print_outside(paths, outside, none_mse, fade):
     print("| outside photo | no colour | without fading | with fading |\n| --- | --- | --- | --- |")
-    for path, nothing, plain, faded in zip(data.list_images(args.photos), none_mse, sets["outside"].mse(None),
-                                           sets["outside"].mse(fade)):
+    for path, nothing, plain, faded in zip(paths, none_mse, outside.mse(None), outside.mse(fade)):
         print(f"| {path.name} | {nothing:.2f} | {plain[0]:.2f} ({plain[0] / nothing:.2f}x) | "
               f"{faded[0]:.2f} ({faded[0] / nothing:.2f}x) |")
-    print(f"| mean | {sum(none_mse) / len(none_mse):.2f} | {mean(sets['outside'].mse(None)):.2f} | "
-          f"{mean(sets['outside'].mse(fade)):.2f} |")
+    print(f"| mean | {sum(none_mse) / len(none_mse):.2f} | {mean(outside.mse(None)):.2f} | "
+          f"{mean(outside.mse(fade)):.2f} |")
+
+
+def print_versions(sets, versions, fade):
     print("\n| validation photos | seen people: no colour | without fading | with | new people: no colour | "
           "without fading | with |\n| --- | --- | --- | --- | --- | --- | --- |")
     for version in ("as they are", *VERSIONS):
         cells = []
         for name in ("image", "people"):
-            scored = sets[name] if version == "as they are" else sets[name].versions[version]
+            scored = sets[name] if version == "as they are" else versions[name][version]
             cells += [f"{mean(scored.none()):.2f}", f"{mean(scored.mse(None)):.2f}", f"{mean(scored.mse(fade)):.2f}"]
         print(f"| {version} | " + " | ".join(cells) + " |")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    faces = data.load_faces(args.data_dir)
+    sets, versions = validation_sets(args, faces)
+    model, bank, _ = borrowing(args.checkpoint, faces)
+    parts, rgbs = outside_photos(args.photos, model.side_multiple)
+    sets["outside"] = Scored(model, bank, parts)
+    none_mse = [m[0] for m in sets["outside"].none()]
+    rows = grid_rows(sets, none_mse)
+    fade = min(rows, key=lambda row: row[-1])[0]
+    print_grid(rows, fade)
+    print_outside(data.list_images(args.photos), sets["outside"], none_mse, fade)
+    print_versions(sets, versions, fade)
     print("\n| test split (--split-by) | seed | test photos that fade anywhere | share of their colour faded |\n"
           "| --- | --- | --- | --- |")
-    print("\n".join(faded_test_photos(rgb, names, fade, args.data_dir)))
+    print("\n".join(faded_test_photos(*faces, fade, args.data_dir)))
     if args.out:
         test_colorize.write_png(args.out, picture(rgbs, sets, fade, args.picture_height))
         print(f"\npicture: {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    runtime.run_main(main)
