@@ -9,6 +9,7 @@ import bench
 import choose_fade
 import compare
 import experiments
+import screen_tints
 import test_colorize
 import train_colorize
 import train_mean
@@ -22,7 +23,7 @@ class Captured(Exception):
 
 
 @pytest.mark.parametrize("entry", [train_mean.parse_args, train_colorize.parse_args, test_colorize.parse_args,
-                                   compare.parse_args, choose_fade.parse_args, experiments.main, bench.main, videotour_build.main])
+                                   compare.parse_args, choose_fade.parse_args, screen_tints.parse_args, experiments.main, bench.main, videotour_build.main])
 def test_every_flag_has_help_showing_its_default(entry, monkeypatch):
     parsers = []
 

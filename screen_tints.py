@@ -1,0 +1,97 @@
+"""Screen ways of estimating a photo's tint from its nearest training photos, with no training, on validation photos.
+
+Owner of that screening only (the default's estimator is models.TintPulled: the mean true tint of the 5 nearest).
+On the validation photos of seen people and the validation people (the two default-recipe screening runs, as
+choose_fade.py uses), each estimator replaces every prediction's tint (its mean a*b*; the detail stays the
+network's), and the table gives the validation MSE (raw Lab units^2). The estimators:
+- the mean true tint of the K nearest training photos (neighbours.describe), K = 3, 5 (the default), 10;
+- their distance-weighted mean: weights softmax(-distance / T) over all training photos;
+- per region: each of the 3x3 regions' mean a*b* borrowed from the same region of the 5 nearest, spread smoothly;
+- a ridge regression from the descriptor to the tint, fitted on the training photos, and its mean with the default;
+- the network's own tint, and the true tint (the bound a perfect estimate would reach).
+
+    python screen_tints.py      # about a minute on a 2-core CPU
+"""
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import choose_fade
+import data
+import neighbours
+import runtime
+import test_colorize
+import train_flags
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
+    parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / choose_fade.SCREEN,
+                        help="screening run of the image split (experiments.py screen-recipes)")
+    parser.add_argument("--people-run", type=Path, default=Path("runs/screen-recipes-newfaces") / choose_fade.SCREEN,
+                        help="screening run of the person split (experiments.py screen-recipes-newfaces)")
+    parser.add_argument("--ridge", type=train_flags.positive_float, default=0.1,
+                        help="the ridge regression's penalty")
+    parser.add_argument("--data-dir", help="folder of face images (default: as test_colorize.py)")
+    return parser.parse_args(argv)
+
+
+def ridge_tints(bank, bank_tints, described, penalty):
+    """Tints (N x 2) predicted for the descriptors `described` by a ridge regression fitted on (bank, bank_tints)."""
+    x, y = bank.double(), bank_tints.double()
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    centred = x - x_mean
+    weights = torch.linalg.solve(centred.T @ centred + penalty * torch.eye(x.shape[1], dtype=x.dtype),
+                                 centred.T @ (y - y_mean))
+    return ((described.double() - x_mean) @ weights + y_mean).float()
+
+
+def region_shift(ab_norm, targets):
+    """ab_norm with each 3x3 region's mean moved to `targets` (N x 2 x 3 x 3), the shifts spread smoothly."""
+    shift = targets - F.adaptive_avg_pool2d(ab_norm, neighbours.CELLS)
+    return ab_norm + F.interpolate(shift, size=ab_norm.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def estimates(own, ab_true, train_l, train_ab, val_l, penalty):
+    """{estimator: validation predictions} for one screening run."""
+    bank, bank_tints = neighbours.describe(train_l), data.tint(train_ab).flatten(1)
+    described = neighbours.describe(val_l)
+    distance = torch.cdist(described, bank)
+    order = distance.argsort(1)
+    pulled = lambda tints: data.pull_tint(own, tints, 0.0)  # noqa: E731
+    out = {"the network's own tint": own}
+    for k in (3, 5, 10):
+        out[f"mean of the {k} nearest{' (the default)' if k == 5 else ''}"] = pulled(bank_tints[order[:, :k]].mean(1))
+    for temperature in (0.03, 0.05, 0.1):
+        out[f"distance-weighted, T = {temperature:g}"] = pulled(torch.softmax(-distance / temperature, 1) @ bank_tints)
+    regions = F.adaptive_avg_pool2d(train_ab, neighbours.CELLS)
+    out["per region, the 5 nearest"] = region_shift(own, regions[order[:, :5]].mean(1))
+    ridge = ridge_tints(bank, bank_tints, described, penalty)
+    out[f"ridge regression (penalty {penalty:g})"] = pulled(ridge)
+    out["mean of the ridge and the default"] = pulled((ridge + bank_tints[order[:, :5]].mean(1)) / 2)
+    out["the true tint (bound)"] = pulled(data.tint(ab_true).flatten(1))
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rgb, names = data.load_faces(args.data_dir)
+    columns = []
+    for path in (args.image_run, args.people_run):
+        model, checkpoint = test_colorize.load_colorizer(path / "colorizer.pt", "cpu")
+        if not checkpoint.get("val_names"):
+            raise runtime.UserError(f"{path}: a screening run with validation photos (--val-fraction) is needed")
+        train_l, train_ab = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+        val_l, val_ab = data.to_network(rgb[data.select_by_name(names, checkpoint["val_names"])])
+        with torch.no_grad():
+            predictions = estimates(model(val_l), val_ab, train_l, train_ab, val_l, args.ridge)
+        columns.append({name: data.ab_mse_raw(pred, val_ab).mean().item() for name, pred in predictions.items()})
+    print("| tint estimate | validation MSE, seen people | validation people |\n| --- | --- | --- |")
+    for name in columns[0]:
+        print(f"| {name} | {columns[0][name]:.2f} | {columns[1][name]:.2f} |")
+
+
+if __name__ == "__main__":
+    runtime.run_main(main)

@@ -1,0 +1,33 @@
+"""screen_tints.py: its estimators compute what they say."""
+import torch
+
+import data
+import neighbours
+import screen_tints
+
+
+def test_ridge_recovers_a_linear_map_and_regions_move_to_their_targets():
+    x = torch.rand(200, 6, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(screen_tints.ridge_tints(x, x @ w + 0.5, x[:5], 1e-6), x[:5] @ w + 0.5, atol=1e-4)
+    ab_norm = torch.randn(2, 2, 30, 30, generator=torch.Generator().manual_seed(2))
+    same = torch.nn.functional.adaptive_avg_pool2d(ab_norm, neighbours.CELLS)
+    assert torch.allclose(screen_tints.region_shift(ab_norm, same), ab_norm, atol=1e-6)
+    shifted = screen_tints.region_shift(ab_norm, same + 0.25)  # one shift everywhere: the detail is kept
+    assert torch.allclose(shifted, ab_norm + 0.25, atol=1e-6)
+
+
+def test_estimates_replace_the_tint_as_named(faces):
+    rgb = faces[0][:40]
+    train_l, train_ab = data.to_network(rgb[:30])
+    val_l, val_ab = data.to_network(rgb[30:])
+    own = torch.randn(10, 2, 128, 128, generator=torch.Generator().manual_seed(3)) / 10
+    out = screen_tints.estimates(own, val_ab, train_l, train_ab, val_l, 0.1)
+    assert torch.equal(out["the network's own tint"], own)
+    assert torch.allclose(data.tint(out["the true tint (bound)"]), data.tint(val_ab), atol=1e-6)
+    nearest = neighbours.nearest(val_l, neighbours.describe(train_l), 5)
+    assert torch.allclose(data.tint(out["mean of the 5 nearest (the default)"]).flatten(1),
+                          data.tint(train_ab).flatten(1)[nearest].mean(1), atol=1e-6)
+    for name, pred in out.items():  # each whole-photo estimate keeps the network's detail around its tint
+        if not name.startswith("per region"):
+            assert torch.allclose(pred - data.tint(pred), own - data.tint(own), atol=1e-5), name
