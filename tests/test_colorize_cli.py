@@ -45,7 +45,7 @@ def test_training_writes_checkpoint_log_and_curve(trained):
 def test_test_script_mse_matches_recomputation_and_writes_pngs(trained, tmp_path):
     out, train_stdout = trained
     result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                        "--out-dir", tmp_path, "--train", "--pngs", 3, "--tint-keep", 1)
+                        "--out-dir", tmp_path, "--train", "--pngs", 3, "--tint-keep", 1, "--no-fade-unfamiliar")
     assert result.returncode == 0, result.stderr
     printed = float(re.search(r"test: 2 images, MSE a\* [\d.]+  b\* [\d.]+  mean ([\d.]+)", result.stdout).group(1))
     model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
@@ -305,7 +305,8 @@ def test_validation_split_and_mirror_average_switch(trained, tmp_path):
     scores = {}
     for switch in ("--no-flip-average", "--flip-average"):
         result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                            "--split", "val", switch, "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1)
+                            "--split", "val", switch, "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1,
+                            "--no-fade-unfamiliar")
         assert result.returncode == 0, result.stderr
         assert f"mirror average {'on' if switch == '--flip-average' else 'off'}" in result.stdout
         scores[switch] = float(re.search(r"val: \d+ images, MSE .* mean ([\d.]+)", result.stdout).group(1))
@@ -359,7 +360,8 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     final = float(re.search(r"final test MSE ([\d.]+)", resumed.stdout).group(1))
     tested = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                        "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1)
+                        "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1,
+                            "--no-fade-unfamiliar")
     assert tested.returncode == 0, tested.stderr
     assert float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", tested.stdout).group(1)) == \
         pytest.approx(final, abs=0.01)
@@ -382,7 +384,8 @@ def test_several_checkpoints_are_averaged_and_must_share_their_split_except_for_
                             "--out-dir", folder)
         assert result.returncode == 0, result.stderr
     paths = [out / "colorizer.pt", fusion / "colorizer.pt"]
-    result = run_script("test_colorize.py", "--checkpoint", *paths, "--data-dir", DATA_DIR, "--pngs", 0, "--tint-keep", 1)
+    result = run_script("test_colorize.py", "--checkpoint", *paths, "--data-dir", DATA_DIR, "--pngs", 0, "--tint-keep", 1,
+                       "--no-fade-unfamiliar")
     assert result.returncode == 0, result.stderr
     printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", result.stdout).group(1))
     models = [test_colorize.load_colorizer(path, torch.device("cpu"))[0] for path in paths]
