@@ -86,7 +86,7 @@ class Scored:
         for l_norm, ab_norm, ab_true in self.parts:
             if fade is not None:
                 ab_norm = data.fade(ab_norm, neighbours.kept_fraction(l_norm, self.bank, *fade))
-            out.append(F.interpolate(ab_norm, size=ab_true.shape[-2:], mode="bilinear", align_corners=False))
+            out.append(test_colorize.upsample(ab_norm, ab_true))
         return out
 
     def none(self):
