@@ -54,7 +54,7 @@ import test_colorize
 import train_colorize
 import train_flags
 import training_loop
-from models import FadedUnfamiliar, TintPulled
+from models import Exemplared, FadedUnfamiliar, TintPulled
 
 HERE = Path(__file__).resolve().parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -110,7 +110,7 @@ def gflop_per_image(flags, batch_size=10):
     """Forward + backward GFLOP per training image of the network `flags` builds, counted by
     torch.utils.flop_counter (convolutions and matrix products; the optimiser and element-wise work not counted)."""
     model = colorizer(flags)
-    x = torch.rand(batch_size, 1, 128, 128)
+    x = torch.rand(batch_size, 3 if train_args(flags).exemplar else 1, 128, 128)  # --exemplar: 2 more channels
     with FlopCounterMode(display=False) as counter:
         model(x).square().mean().backward()
     return counter.get_total_flops() / batch_size / 1e9
@@ -198,19 +198,30 @@ def bench_loops(prepared, steps, repeats, device, networks, precisions):
         args = train_args(flags)
         batch_size = args.batch_size
         count = max(1, steps * 10 // batch_size)
-        half = {key: torch.nn.functional.avg_pool2d(prepared[key][:count * batch_size], 2)
+        inputs = with_input_channels(prepared, args, count * batch_size)
+        half = {key: torch.nn.functional.avg_pool2d(inputs[key], 2)
                 for key in ("train_l", "train_ab")} if args.low_res_epochs else None
         for precision in precisions:
             torch.manual_seed(0)
             model, bf16 = colorizer(flags).to(device), precision == "bfloat16"
             loops[flags, precision, "bare"], loops[flags, precision, "real"] = loop_pair(
-                model, prepared, count, batch_size, bf16)
+                model, inputs, count, batch_size, bf16)
             if half:
                 loops[flags, precision, "half"] = loop_pair(model, half, count, batch_size, bf16)[1]
             images[flags, precision] = count * batch_size
     seconds = interleaved(loops, repeats, device)
     rate = lambda key, kind: images[key] / seconds[(*key, kind)] if (*key, kind) in seconds else None  # noqa: E731
     return {key: (rate(key, "bare"), rate(key, "real"), rate(key, "half")) for key in images}
+
+
+def with_input_channels(prepared, args, images):
+    """The first `images` training pairs as the network of `args` takes them: with --exemplar, two more input
+    channels (here copies of L*: what they hold does not change a step's cost; their computation is in the draw,
+    bench_epoch_draws)."""
+    train_l = prepared["train_l"][:images]
+    if args.exemplar:
+        train_l = torch.cat([train_l, train_l.expand(-1, 2, -1, -1)], 1)
+    return {"train_l": train_l, "train_ab": prepared["train_ab"][:images]}
 
 
 def whole_run(epochs, low, draw, epoch_images, rate, rate_half):
@@ -286,10 +297,10 @@ def bench_photo(repeats, device, networks):
     trained ones), as test_colorize.py --input --tint-keep 1 does, and with the first network as by default, its
     tint borrowed from the nearest of all 750 faces (models.TintPulled; reading the faces once is excluded), and
     with that tint and the colour faded where the photo looks unlike every face (models.FadedUnfamiliar)."""
-    models = {f"[{flags or 'defaults'}]": colorizer(flags, torch.contiguous_format).to(device).eval()
-              for flags in networks}
+    rgb = data.load_faces()[0]
+    bank, bank_tints = test_colorize.tint_bank(rgb)
+    models = {f"[{flags or 'defaults'}]": photo_colorizer(flags, rgb, bank).to(device).eval() for flags in networks}
     first = next(iter(models.values()))
-    bank, bank_tints = test_colorize.tint_bank(data.load_faces()[0])
     borrowed = TintPulled(first, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).to(device).eval()
     models[f"[{networks[0] or 'defaults'}] + borrowed tint"] = borrowed
     models[f"[{networks[0] or 'defaults'}] + borrowed tint, faded (the default)"] = FadedUnfamiliar(
@@ -301,6 +312,13 @@ def bench_photo(repeats, device, networks):
         out = Path(tmp) / "photo_4000x3000.png"
         return interleaved({row: (lambda m=model: test_colorize.colorize_file(m, photo, out, 256))
                             for row, model in models.items()}, repeats, device)
+
+
+def photo_colorizer(flags, rgb, bank):
+    """The network of `flags` as test_colorize.py colorizes with it: with --exemplar, given the colours of the
+    nearest of the faces rgb (their descriptors `bank`) as its exemplar input (models.Exemplared)."""
+    model = colorizer(flags, torch.contiguous_format)
+    return Exemplared(model, bank, data.to_network(rgb)[1]) if model.args.get("exemplar") else model
 
 
 def peak_training_rss_mb(device):

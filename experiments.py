@@ -257,6 +257,7 @@ def fold_predictions(run_dir, faces):
     prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach)."""
     rgb, names = faces
     model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
+    model = test_colorize.exemplared(model, checkpoint, faces)
     bank, bank_tints = test_colorize.training_tints(checkpoint, faces)
     borrowed = TintPulled(model, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).eval()
     default = FadedUnfamiliar(borrowed, bank, *test_colorize.DEFAULT_FADE).eval()

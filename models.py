@@ -8,7 +8,8 @@ prediction while training and their average in eval mode. Every constructor argu
 so a checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
 AveragedColorizers makes several trained colorizers one that predicts their average (test_colorize.py with
 several checkpoints); TintPulled makes a trained colorizer's tint closer to the training images' (--tint-keep);
-FadedUnfamiliar fades its colour where a photo looks unlike every training photo (--fade-unfamiliar).
+FadedUnfamiliar fades its colour where a photo looks unlike every training photo (--fade-unfamiliar); Exemplared
+gives a network trained with exemplar input (--exemplar) the colours of the training photos nearest to each photo.
 """
 import math
 
@@ -204,6 +205,10 @@ class FusionColorizer(_PixelColorizer):
       a*b* at half the input's side (nearest upsampling, as in the paper), bilinearly upsampled to full size.
     The output is linear (ab_norm is signed), or Tanh with `tanh=True`; the paper's Sigmoid fits its [0, 1] a*b*.
     `flip_average=True`: test-time mirror averaging (_PixelColorizer).
+    `exemplar=K` (> 0): the input is l_norm and two more channels, the mean ab_norm map of the K training photos the
+    photo looks most like (neighbours.exemplar; Welsh et al. 2002 and He et al. 2018 colour from reference photos):
+    the network learns how far to trust the colours of the nearest sittings. Such a network is given its input by
+    `Exemplared`.
     `classes=C` (> 0): the paper's joint classification, with the person pictured as the class: two fully
     connected layers (global_dim, then C logits) on the global feature vector. In training mode forward then
     returns (ab_norm, logits); in eval mode, and so for testing and colorizing, only ab_norm.
@@ -211,16 +216,17 @@ class FusionColorizer(_PixelColorizer):
 
     side_multiple = 8
 
-    def __init__(self, width=16, global_dim=None, global_size=128, tanh=False, flip_average=False, classes=0):
+    def __init__(self, width=16, global_dim=None, global_size=128, tanh=False, flip_average=False, classes=0,
+                 exemplar=0):
         super().__init__()
         global_dim = global_dim or 4 * width
         if width < 2 or global_dim < 1 or global_size % 32:
             raise ValueError(f"FusionColorizer needs width >= 2, global_dim >= 1 and global_size divisible by 32, "
                              f"got {width}, {global_dim}, {global_size}")
         self.args = {"width": width, "global_dim": global_dim, "global_size": global_size, "tanh": tanh,
-                     "flip_average": flip_average, "classes": classes}
+                     "flip_average": flip_average, "classes": classes, "exemplar": exemplar}
         k = width
-        low = [(1, k, 2), (k, 2 * k, 1), (2 * k, 2 * k, 2), (2 * k, 4 * k, 1), (4 * k, 4 * k, 2), (4 * k, 8 * k, 1)]
+        low = [(3 if exemplar else 1, k, 2), (k, 2 * k, 1), (2 * k, 2 * k, 2), (2 * k, 4 * k, 1), (4 * k, 4 * k, 2), (4 * k, 8 * k, 1)]
         self.low = nn.Sequential(*(_conv(c_in, c_out, stride) for c_in, c_out, stride in low))
         self.mid = nn.Sequential(_conv(8 * k, 8 * k), _conv(8 * k, 4 * k))
         self.global_conv = nn.Sequential(_conv(8 * k, 8 * k, 2), _conv(8 * k, 8 * k), _conv(8 * k, 8 * k, 2),
@@ -281,6 +287,28 @@ class AveragedColorizers(nn.Module):
 
     def forward(self, l_norm):
         return torch.stack([member(l_norm).float() for member in self.members]).mean(0)
+
+
+class Exemplared(nn.Module):
+    """A FusionColorizer trained with exemplar input (its args' `exemplar` = K), as a colorizer of l_norm alone: the
+    input's two more channels are the mean ab_norm map of the K photos of the bank (`bank`: descriptors, `bank_ab`:
+    ab_norm maps of the training photos) each photo looks most like. Without a bank (the training faces are
+    missing) those channels are zero, as in the share of training images whose exemplar was dropped
+    (train_colorize.py --exemplar-dropout), so the network still colorizes from L* alone."""
+
+    def __init__(self, model, bank=None, bank_ab=None):
+        super().__init__()
+        self.model, self.k = model, model.args["exemplar"]
+        self.register_buffer("bank", bank, persistent=False)
+        self.register_buffer("bank_ab", bank_ab, persistent=False)
+        self.side_multiple = model.side_multiple
+
+    def forward(self, l_norm):
+        if self.bank is None:
+            colours = l_norm.new_zeros((len(l_norm), 2, *l_norm.shape[-2:]))
+        else:
+            colours = neighbours.exemplar(l_norm, self.bank, self.bank_ab, self.k).to(l_norm.dtype)
+        return self.model(torch.cat([l_norm, colours], 1))
 
 
 class TintPulled(nn.Module):

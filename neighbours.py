@@ -1,7 +1,8 @@
 """The training photos a photo looks most like: the nearest sittings, whose true tint a prediction borrows.
 
 Owner of the photo descriptor and the nearest-neighbour searches only: whole photos (the tint itself is `data.tint`,
-its use `models.TintPulled`) and each region of a photo (`cell_distances`: how unlike every training photo it looks,
+its use `models.TintPulled`; the nearest photos' colour maps, `exemplar`, an input of a network trained with them)
+and each region of a photo (`cell_distances`: how unlike every training photo it looks,
 used by `models.FadedUnfamiliar`). Why: most of the error is a photo's overall tint (its mean a*b*: the light and background of
 the sitting), which its L* does not tell the network; the training photos of the same sitting, or of the most alike
 one for a face never seen, do (EXPERIMENTS.md, New faces).
@@ -35,6 +36,26 @@ def describe(l_norm):
 def nearest(l_norm, bank, k):
     """Indices (N x k) of the k descriptors of `bank` nearest to each photo of l_norm, nearest first."""
     return torch.cdist(describe(l_norm), bank).topk(min(k, len(bank)), largest=False).indices
+
+
+def exemplar(l_norm, bank, bank_ab, k, excluded=None, chunk=256):
+    """N x 2 x H x W: for each photo of l_norm, the mean ab_norm map of the k photos of `bank` (their descriptors;
+    `bank_ab`: their ab_norm maps) it looks most like, resized to its side. `excluded` (N x len(bank), bool) marks
+    the bank photos a photo may not borrow from: in training itself, or every photo of its person, so that a
+    training photo meets its neighbours as a test photo will. In chunks of photos, so that the k maps of each are
+    never all held at once."""
+    maps = []
+    for start in range(0, len(l_norm), chunk):
+        part = l_norm[start:start + chunk]
+        distance = torch.cdist(describe(part), bank)
+        if excluded is not None:
+            distance = distance.masked_fill(excluded[start:start + chunk], float("inf"))
+        index = distance.topk(min(k, len(bank)), largest=False).indices
+        mean = bank_ab[index].mean(1)
+        if mean.shape[-2:] != part.shape[-2:]:
+            mean = torch.nn.functional.interpolate(mean, size=part.shape[-2:], mode="bilinear", align_corners=False)
+        maps.append(mean)
+    return torch.cat(maps)
 
 
 def cell_distances(l_norm, bank):

@@ -2,12 +2,14 @@
 
 Owner of: load + split before augmentation (and a validation part with --val-fraction), the x`factor`
 augmentation converted to (l_norm, ab_norm) chunk by chunk, a fresh draw per epoch (--fresh-augment) and its
-half-side form (--low-res-epochs), the person
-in each training image (for the identity loss) and the shuffled (per-rank) mini-batch indices.
+half-side form (--low-res-epochs), the exemplar channels of a network trained with the nearest photos' colours
+(--exemplar), the person in each training image (for the identity loss) and the shuffled (per-rank) mini-batch
+indices.
 """
 import torch
 
 import data
+import neighbours
 from augment import CROP_RANGE, apply_params, sample_params
 from runtime import UserError
 
@@ -54,11 +56,31 @@ def prepare_data(args, device):
     train_l, train_ab = augmented_network_data(train_rgb, args.augment_factor, _draw_seed(args.seed, 1),
                                                crop_min=args.crop_min, rotate=args.rotate)
     eval_l, eval_ab = data.to_network(rgb[eval_idx].to(device))
-    return {"train_l": train_l, "train_ab": train_ab, "train_draw": 1,
-            "eval_l": eval_l, "eval_ab": eval_ab, "eval_split": eval_split,
-            "train_rgb": train_rgb if args.fresh_augment else None,
-            **{f"{split}_names": [names[i] for i in idx]
-               for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}}
+    prepared = {"train_l": train_l, "train_ab": train_ab, "train_draw": 1,
+                "eval_l": eval_l, "eval_ab": eval_ab, "eval_split": eval_split,
+                "train_rgb": train_rgb if args.fresh_augment else None,
+                **{f"{split}_names": [names[i] for i in idx]
+                   for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}}
+    if getattr(args, "exemplar", 0):  # train_mean.py has no such flag
+        prepared["exemplar"] = _exemplar_bank(train_rgb, prepared["train_names"], args)
+        prepared["eval_x"] = torch.cat([eval_l, neighbours.exemplar(eval_l, *prepared["exemplar"]["bank"],
+                                                                    args.exemplar)], 1)
+    return prepared
+
+
+def _exemplar_bank(train_rgb, train_names, args):
+    """What --exemplar needs: the training photos' descriptors and ab_norm maps (the bank test photos borrow from),
+    and each training photo's own exemplar, from the K nearest of the photos --exemplar-from lets it borrow from
+    (not itself, or not its person's), in its own frame."""
+    bank_l, bank_ab = data.to_network(train_rgb)
+    if args.exemplar_from == "photo":
+        owner = torch.arange(len(train_rgb), device=train_rgb.device)
+    else:
+        people = data.people_of(train_names, args.data_dir)
+        owner = torch.tensor([sorted(set(people)).index(person) for person in people], device=train_rgb.device)
+    bank = neighbours.describe(bank_l)
+    return {"bank": (bank, bank_ab),
+            "own": neighbours.exemplar(bank_l, bank, bank_ab, args.exemplar, owner[:, None] == owner[None, :])}
 
 
 def person_labels(prepared, args, device):
@@ -75,11 +97,28 @@ def training_data(prepared, args, epoch):
     epoch after the first (seeded by seed and epoch, so a resumed run sees the same images), written over the
     previous draw where it lies, so the augmented set is held once. In the first --low-res-epochs epochs
     (train_colorize.py) the pair is at half its side, each pixel the mean of 2x2 (progressive resizing: a quarter
-    of the pixels to train on)."""
+    of the pixels to train on). With --exemplar the first of the pair has two more channels, the exemplar
+    (exemplar_channels)."""
     pair = _augmented(prepared, args, epoch)
+    if "exemplar" in prepared:
+        pair = (torch.cat([pair[0], exemplar_channels(prepared, args)], 1), pair[1])
     if epoch <= getattr(args, "low_res_epochs", 0):  # train_mean.py has no such flag
         return tuple(torch.nn.functional.avg_pool2d(images, 2) for images in pair)
     return pair
+
+
+def exemplar_channels(prepared, args):
+    """The exemplar of each augmented training image of the draw held: its photo's own exemplar (_exemplar_bank),
+    flipped and cropped as the photo was (the neighbours are found from the photo itself, as a test photo's are: a
+    darkened copy would find darker sittings), zero for a share --exemplar-dropout of them (drawn per draw), so that
+    the network also learns to colorize without one, as it must where the training faces are missing."""
+    own = prepared["exemplar"]["own"]
+    seed = _draw_seed(args.seed, prepared["train_draw"])
+    params = sample_params(len(own), args.augment_factor, seed, crop_min=args.crop_min, rotate=args.rotate)
+    params.scale = torch.ones_like(params.scale)  # the brightness is the photo's, not its colours'
+    colours = apply_params(own, params.to(own.device))
+    dropped = torch.rand(len(colours), generator=torch.Generator().manual_seed(seed)) < args.exemplar_dropout
+    return colours.masked_fill_(dropped.to(colours.device)[:, None, None, None], 0.0)
 
 
 def _augmented(prepared, args, epoch):

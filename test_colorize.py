@@ -24,7 +24,7 @@ import output_files
 import runtime
 import train_flags
 import training_loop
-from models import COLORIZERS, AveragedColorizers, FadedUnfamiliar, TintPulled, build_model
+from models import COLORIZERS, AveragedColorizers, Exemplared, FadedUnfamiliar, TintPulled, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
@@ -208,6 +208,26 @@ def training_tints(checkpoint, faces):
     return tint_bank(rgb[data.select_by_name(names, checkpoint["train_names"])])
 
 
+def needs_exemplar(model):
+    """Whether `model` (or a member of it) is a network trained with exemplar input (models.Exemplared)."""
+    return any(getattr(part, "args", {}).get("exemplar") for part in model.modules())
+
+
+def exemplared(model, checkpoint, faces):
+    """`model` given its exemplar input where it was trained with one (models.Exemplared): the mean a*b* maps of the
+    training photos nearest to each photo (zeros where `faces` is None: the faces are missing); else `model`."""
+    if isinstance(model, AveragedColorizers):
+        return AveragedColorizers([exemplared(member, checkpoint, faces) for member in model.members])
+    if not needs_exemplar(model):
+        return model
+    if faces is None:
+        return Exemplared(model).eval()
+    rgb, names = faces
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+    device = next(model.parameters()).device
+    return Exemplared(model, neighbours.describe(l_norm).to(device), ab_norm.to(device)).eval()
+
+
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):
     rgb, names = faces
     needed = (args.split, "train") if args.train or args.baselines else (args.split,)
@@ -225,23 +245,29 @@ def with_training_photos(model, checkpoint, faces, args):
     nearest training photos (TintPulled: --tint-neighbours, --tint-keep), then its colour faded in the regions that
     look unlike every training photo (FadedUnfamiliar: --fade-unfamiliar). --tint-keep 1 and --no-fade-unfamiliar
     leave each out; by default both are left out, which a note says, where the faces (read here if `faces` is None)
-    are missing."""
+    are missing. A network trained with exemplar input gets it first (exemplared; zeros without the faces)."""
     keep = 0.0 if args.tint_keep is None else args.tint_keep
     k = args.tint_neighbours or DEFAULT_TINT_NEIGHBOURS
     fade = DEFAULT_FADE if args.fade_unfamiliar is None else args.fade_unfamiliar
-    if keep == 1 and not fade:
+    if keep == 1 and not fade and not needs_exemplar(model):
         return model
     try:
-        bank, bank_tints = training_tints(checkpoint, faces or data.load_faces(args.data_dir))
+        faces = faces or data.load_faces(args.data_dir)
     except data.DataError as err:
         given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours), ("--tint-keep", args.tint_keep),
                                           ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
         if given:
             raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
-        print(f"note: each prediction keeps the network's own tint and colour (--tint-keep 1 --no-fade-unfamiliar): "
-              f"borrowing a tint and fading unfamiliar regions need the faces the model was trained on: {err}",
-              file=sys.stderr)
+        blind = needs_exemplar(model)
+        print(f"note: each prediction keeps the network's own tint and colour (--tint-keep 1 --no-fade-unfamiliar)"
+              f"{' and has no exemplar input (zeros)' if blind else ''}: borrowing a tint"
+              f"{', fading unfamiliar regions and the exemplar' if blind else ' and fading unfamiliar regions'} need "
+              f"the faces the model was trained on: {err}", file=sys.stderr)
+        return exemplared(model, checkpoint, None)
+    model = exemplared(model, checkpoint, faces)
+    if keep == 1 and not fade:
         return model
+    bank, bank_tints = training_tints(checkpoint, faces)
     device = next(model.parameters()).device
     if keep < 1:
         print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the mean of its "

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 NAME = "colorizer"
 # flags (argparse dest names) that only one architecture uses; giving one to the other is an error, not ignored
 UNET_FLAGS = ("levels", "features", "upsample", "skips", "classify", "bin_size", "temperature")
-FUSION_FLAGS = ("width", "global_dim", "identity_weight")
+FUSION_FLAGS = ("width", "global_dim", "identity_weight", "exemplar", "exemplar_from", "exemplar_dropout")
 
 
 def parse_args(argv=None):
@@ -54,6 +54,16 @@ def parse_args(argv=None):
                         help="--arch fusion: also train the global features to tell which person is pictured (the "
                              "paper's joint classification; people from identities/face_identities.csv): loss = "
                              "color MSE + W x cross-entropy (the paper's W is 1/300); 0: off")
+    parser.add_argument("--exemplar", type=train_flags.nonnegative_int, default=0, metavar="K",
+                        help="--arch fusion: also give the network the mean a*b* map of the K training photos each "
+                             "photo looks most like (exemplar input; the borrowed tint's neighbours); 0: off")
+    parser.add_argument("--exemplar-from", choices=("photo", "person"), default="photo",
+                        help="--exemplar: what a training image may not borrow from: its own photo (as a test photo "
+                             "of a seen person meets the others of its sitting) or every photo of its person (as a "
+                             "face never seen meets the most alike people)")
+    parser.add_argument("--exemplar-dropout", type=train_flags.fraction, default=0.1, metavar="P",
+                        help="--exemplar: the share of training images per epoch given no exemplar (zeros), so the "
+                             "network also colorizes where the training faces are missing")
     parser.add_argument("--levels", type=train_flags.positive_int, default=5, help="--arch unet: down (and up) "
                                                                                    "modules, N")
     parser.add_argument("--features", type=train_flags.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
@@ -128,7 +138,8 @@ def train(args, run, kind):
                   f"people of the training split")
     metrics = training_loop.fit(model, run, args, identity=(people, args.identity_weight) if classes else None)
     if rank == 0:
-        figures = run_log.held_out_scores(prepared, training_loop.predict(model, prepared["eval_l"], args.batch_size))
+        held_out = prepared.get("eval_x", prepared["eval_l"])  # eval_x: with --exemplar
+        figures = run_log.held_out_scores(prepared, training_loop.predict(model, held_out, args.batch_size))
         with output_files.keeping(run_log.finished_run_kept(run)):
             plot_losses(metrics, split, run.out_dir / f"{NAME}_loss.png")
             run_log.write_summary(run, args, model, metrics, figures)
@@ -143,7 +154,7 @@ def build_colorizer(args, prepared, people=0):
     --identity-weight a person classifier for `people` people)."""
     if args.arch == "fusion":
         return FusionColorizer(args.width, args.global_dim, tanh=args.tanh, flip_average=args.flip_average,
-                               classes=people)
+                               classes=people, exemplar=args.exemplar)
     bins = data.ab_bins(prepared["train_ab"], args.bin_size) if args.classify else None
     return Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips, bins, args.bin_size,
                      args.temperature, args.flip_average)

@@ -214,7 +214,8 @@ def fit(model, run, args, target=None, identity=None):
     rank = rank_and_world()[0]
     prepared, checkpoint_path, resume_from, stop = run.prepared, run.checkpoint_path, run.resume_from, run.stop
     target = target or (lambda ab_norm: ab_norm)
-    held_out, split = (prepared["eval_l"], target(prepared["eval_ab"])), prepared["eval_split"]
+    held_out = (prepared.get("eval_x", prepared["eval_l"]), target(prepared["eval_ab"]))  # eval_x: with --exemplar
+    split = prepared["eval_split"]
     people, identity_weight = identity or (None, 0.0)
     loss_fn = make_loss(model, identity_weight)
     model.to(memory_format=torch.channels_last)

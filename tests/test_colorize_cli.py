@@ -16,7 +16,7 @@ import torch
 import data
 import neighbours
 import test_colorize
-from models import FadedUnfamiliar, TintPulled
+from models import Exemplared, FadedUnfamiliar, TintPulled
 import checkpoints
 import runtime
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
@@ -406,3 +406,37 @@ def test_several_checkpoints_are_averaged_and_must_share_their_split_except_for_
                        DATA_DIR / names[0], "--out-dir", tmp_path / "photo")
     assert photo.returncode == 0, photo.stderr
     assert (tmp_path / "photo" / f"{Path(names[0]).stem}.png").is_file()
+
+
+def test_exemplar_network_trains_evaluates_as_trained_and_colorizes_without_the_faces(tmp_path, capsys):
+    out = tmp_path / "exemplar"
+    trained = run_script("train_colorize.py", "--data-dir", DATA_DIR, "--limit", 30, "--arch", "fusion", "--width", 4,
+                         "--augment-factor", 2, "--epochs", 1, "--exemplar", 2, "--exemplar-from", "person",
+                         "--out-dir", out)
+    assert trained.returncode == 0, trained.stderr
+    assert "'exemplar': 2" in trained.stdout
+    final = float(re.search(r"final test MSE ([\d.]+)", trained.stdout).group(1))
+    # test_colorize.py gives the network the same exemplar as training's evaluation did: the same figure
+    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
+                        "--tint-keep", "1", "--no-fade-unfamiliar"])
+    printed = float(re.search(r"test: 3 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
+    assert printed == pytest.approx(final, abs=0.01)
+    # by hand: the mean a*b* map of the 2 nearest training photos as two more input channels
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    rgb, names = data.load_faces(DATA_DIR)
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
+    bank_l, bank_ab = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+    nearest = torch.cdist(neighbours.describe(l_norm), neighbours.describe(bank_l)).topk(2, largest=False).indices
+    with torch.no_grad():
+        by_hand = model(torch.cat([l_norm, bank_ab[nearest].mean(1)], 1))
+    assert printed == pytest.approx(data.ab_mse_raw(by_hand, ab_norm).mean().item(), abs=0.01)
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), cv2.imread(str(DATA_DIR / checkpoint["test_names"][0])))
+    test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
+                        "--input", str(face), "--out-dir", str(tmp_path / "blind")])
+    assert re.search(r"^note: .* and has no exemplar input \(zeros\): .*: no such folder$", capsys.readouterr().err)
+    with torch.no_grad():
+        blind = test_colorize.colorize(Exemplared(model),  # zero exemplar channels (tests/test_neighbours.py)
+                                       torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
+    colorized = torch.from_numpy(cv2.imread(str(tmp_path / "blind" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
+    assert (colorized.float() - blind * 255).abs().max() <= 1.0

@@ -11,6 +11,7 @@ import torch
 import augment
 import data
 import experiments
+import neighbours
 import train_colorize
 import checkpoints
 import prepare
@@ -93,6 +94,34 @@ def test_fresh_augmentation_differs_per_epoch_is_reproducible_and_held_once():
     assert torch.equal(first[0][::3], second[0][::3])  # copy 0 of each image is the original
     assert again[0] is prepared["train_l"] and again[1] is prepared["train_ab"]  # each draw overwrites the last
     assert all(torch.equal(a, b) for a, b in zip(first, prepare.training_data(prepared, args, 1)))
+
+
+def test_exemplar_channels_never_borrow_from_the_excluded_photos_follow_the_crop_and_drop_a_share():
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "40", "--augment-factor", "3", "--exemplar", "3",
+             "--exemplar-dropout", "0.25"]
+    for exclude in ("photo", "person"):
+        args = train_colorize.parse_args(flags + ["--exemplar-from", exclude])
+        prepared = prepare.prepare_data(args, torch.device("cpu"))
+        x, _ = prepare.training_data(prepared, args, 2)  # a fresh draw
+        assert x.shape == (len(prepared["train_l"]), 3, 128, 128) and torch.equal(x[:, :1], prepared["train_l"])
+        bank, bank_ab = prepared["exemplar"]["bank"]
+        people = data.people_of(prepared["train_names"], DATA_DIR)
+        rgb, names = data.load_faces(DATA_DIR, 40)
+        train_l, _ = data.to_network(rgb[data.select_by_name(names, prepared["train_names"])])
+        distance = torch.cdist(neighbours.describe(train_l), bank)
+        for i, person in enumerate(people):  # by brute force: the 3 nearest it may borrow from
+            allowed = [j for j in distance[i].argsort().tolist()
+                       if (j != i if exclude == "photo" else people[j] != person)][:3]
+            assert torch.allclose(prepared["exemplar"]["own"][i], bank_ab[allowed].mean(0), atol=1e-6)
+        dropped = x[:, 1:].flatten(1).abs().amax(1) == 0
+        assert 0.1 < dropped.float().mean() < 0.45  # a quarter, drawn
+        originals = torch.arange(0, len(x), 3)  # copy 0 of each photo is the photo itself, its exemplar its own
+        kept = originals[~dropped[originals]]
+        assert torch.allclose(x[kept, 1:], prepared["exemplar"]["own"][kept // 3], atol=1e-5)
+        copies = torch.arange(len(x))[(torch.arange(len(x)) % 3 != 0) & ~dropped]
+        assert not torch.allclose(x[copies, 1:], prepared["exemplar"]["own"][copies // 3], atol=1e-3)  # cropped
+        assert prepared["eval_x"].shape[1] == 3  # evaluated with exemplars from every training photo
+    assert torch.equal(prepared["eval_x"][:, 1:], neighbours.exemplar(prepared["eval_l"], bank, bank_ab, 3))
 
 
 def test_low_res_epochs_train_on_the_same_draw_at_half_side_then_full_size():

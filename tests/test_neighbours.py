@@ -1,5 +1,7 @@
-"""neighbours.py: the descriptor, the nearest training photos, whose true tint TintPulled borrows, and each region's
-distance to them, by which FadedUnfamiliar fades its colour."""
+"""neighbours.py: the descriptor, the nearest training photos, whose true tint TintPulled borrows and whose colour
+maps an exemplar network is given (Exemplared, and bench.py's count of its cost), and each region's distance to
+them, by which FadedUnfamiliar fades its colour."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -90,3 +92,49 @@ def test_unfamiliar_regions_fade_toward_no_colour_by_their_distance():
         kept = neighbours.kept_fraction(half_lit, bank, 0.5, 1)
         assert (kept[..., :5] == 0).all() and (kept[..., -5:] == 1).all()  # the lit third fades, the dark keeps
         assert (kept[..., 1:] >= kept[..., :-1]).all()  # and smoothly between
+
+
+def test_exemplar_is_the_mean_map_of_the_nearest_allowed_photos():
+    bank_l, people = photos(scenes(4, seed=3), each=3, seed=4)
+    bank_ab = torch.randn(len(bank_l), 2, 16, 16, generator=torch.Generator().manual_seed(5))
+    bank = neighbours.describe(bank_l)
+    # a photo of the bank finds itself and its sitting first: without exclusion its own map is part of the mean
+    own = neighbours.exemplar(bank_l[:1], bank, bank_ab, 3)
+    assert own.shape == (1, 2, 32, 32)  # resized to the photo's side
+    resize = lambda maps: F.interpolate(maps, size=(32, 32), mode="bilinear", align_corners=False)  # noqa: E731
+    assert torch.allclose(own, resize(bank_ab[:3].mean(0, keepdim=True)), atol=1e-6)
+    # never its own person: the 3 nearest of the other people, as a brute-force search finds them
+    same_person = torch.tensor([[p == q for q in people] for p in people])
+    others = neighbours.exemplar(bank_l, bank, bank_ab, 3, excluded=same_person, chunk=5)
+    distance = torch.cdist(bank, bank)
+    for i in range(len(bank_l)):
+        allowed = [j for j in distance[i].argsort().tolist() if people[j] != people[i]][:3]
+        assert torch.allclose(others[i], resize(bank_ab[allowed].mean(0, keepdim=True))[0], atol=1e-6)
+
+
+def test_exemplared_network_gets_the_maps_or_zeros_without_the_faces():
+    from models import Exemplared
+    torch.manual_seed(0)
+    net = FusionColorizer(width=2, exemplar=2)  # batch statistics: an untrained network's eval mode hides its input
+    bank_l, _ = photos(scenes(3, seed=6), each=2, seed=7)
+    bank_ab = torch.randn(len(bank_l), 2, 32, 32, generator=torch.Generator().manual_seed(8))
+    l_norm = bank_l[:2]
+    with torch.no_grad():
+        given = Exemplared(net, neighbours.describe(bank_l), bank_ab)(l_norm)
+        expected = net(torch.cat([l_norm, neighbours.exemplar(l_norm, neighbours.describe(bank_l), bank_ab, 2)], 1))
+        blind = Exemplared(net)(l_norm)
+        zeros = net(torch.cat([l_norm, torch.zeros(2, 2, 32, 32)], 1))
+    assert torch.equal(given, expected) and torch.equal(blind, zeros)
+    assert not torch.allclose(given, blind)  # the maps reach the output
+
+
+def test_bench_counts_and_feeds_the_exemplar_networks_two_more_input_channels():
+    import bench
+    import train_colorize
+    # forward and backward of the first convolution (3x3, 16 maps at 64x64) on 2 more channels; no input gradient
+    extra = 2 * (2 * 64 * 64 * 16 * 9 * 2) / 1e9
+    assert bench.gflop_per_image("--exemplar 5") - bench.gflop_per_image("") == pytest.approx(extra, rel=1e-6)
+    prepared = {"train_l": torch.rand(4, 1, 8, 8), "train_ab": torch.rand(4, 2, 8, 8)}
+    given = bench.with_input_channels(prepared, train_colorize.parse_args(["--exemplar", "5"]), 3)
+    assert given["train_l"].shape == (3, 3, 8, 8) and given["train_ab"].shape == (3, 2, 8, 8)
+    assert bench.with_input_channels(prepared, train_colorize.parse_args([]), 3)["train_l"].shape == (3, 1, 8, 8)
