@@ -272,10 +272,14 @@ def fold_predictions(run_dir, faces):
 PEOPLE_COLUMNS = ("own tint", "borrowed tint", "default (borrowed, faded)", "true tint (bound)")
 
 
-def people_table(runs_dir, line=0):
-    """The per-person table of line `line` of experiments/crossval.txt: each person's mean test MSE (raw Lab units^2)
-    in the fold that tested them, for each PEOPLE_COLUMNS, then the mean +- sd over the folds and over the people."""
-    words = read_configs(STAGES["crossval"]["list"])[line]
+def people_table(runs_dir, match=""):
+    """The per-person table of the first line of experiments/crossval.txt containing `match`: each person's mean test
+    MSE (raw Lab units^2) in the fold that tested them, for each PEOPLE_COLUMNS, then the mean +- sd over the folds
+    and over the people."""
+    lines = [words for words in read_configs(STAGES["crossval"]["list"]) if match in " ".join(words)]
+    if not lines:
+        raise SystemExit(f"error: --match {match!r}: no line of {STAGES['crossval']['list'].name} contains it")
+    words = lines[0]
     faces = data.load_faces()
     rows, fold_means = [], []
     for suffix, flags in stage_runs(STAGES["crossval"]):
@@ -338,7 +342,8 @@ def main(argv=None):
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with CPU cores / jobs threads)")
     parser.add_argument("--match", default="", metavar="TEXT",
-                        help="screen/final: only the lines containing TEXT (e.g. --match='--arch fusion')")
+                        help="a training stage: only the lines containing TEXT (e.g. --match='--arch fusion'); "
+                             "people: the first crossval line containing it (default: the first line)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs: must be a positive integer, got {args.jobs}")
@@ -348,7 +353,7 @@ def main(argv=None):
     if args.stage == "ship":
         ship(args.run_dir, args.to)
     elif args.stage == "people":
-        people_table(runs_dir)
+        people_table(runs_dir, args.match)
     elif args.stage == "frontier":
         frontier(runs_dir, args.bench_log, args.out)
     elif args.stage == "table":

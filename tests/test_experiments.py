@@ -177,7 +177,8 @@ def test_pending_runs_skip_finished_resume_interrupted_and_start_new(tmp_path, m
 
 def test_crossval_runs_one_fold_each_and_its_table_gives_each_person_once(tmp_path, monkeypatch, capsys):
     folds = experiments.pending_runs("crossval", tmp_path / "runs")
-    assert [run_dir.name[-6:] for _, run_dir in folds] == [f"_fold{k}" for k in range(10)]
+    lines = experiments.read_configs(experiments.STAGES["crossval"]["list"])
+    assert [run_dir.name[-6:] for _, run_dir in folds] == [f"_fold{k}" for k in range(10)] * len(lines)
     command = folds[3][0][1:]
     assert command[command.index("--fold") + 1] == "3" and command[command.index("--seed") + 1] == "0"
     assert command[command.index("--split-by") + 1] == "person"
@@ -188,6 +189,11 @@ def test_crossval_runs_one_fold_each_and_its_table_gives_each_person_once(tmp_pa
                                                          "folds": (0, 7)})
     for command, run_dir in experiments.pending_runs("crossval", tmp_path / "runs"):
         train_colorize.main([*command[2:], "--data-dir", str(DATA_DIR)])
+    listing.write_text(listing.read_text() + "train_colorize.py --arch fusion --width 3\n")
+    with pytest.raises(SystemExit, match="no finished crossval run of `train_colorize.py --arch fusion --width 3`"):
+        experiments.people_table(tmp_path / "runs", "--width 3")  # --match picks the line
+    with pytest.raises(SystemExit, match="--match '--width 4': no line"):
+        experiments.people_table(tmp_path / "runs", "--width 4")
     experiments.people_table(tmp_path / "runs")
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if re.match(r"\| p\d", line)]
     names = [path.name for path in data.list_images(DATA_DIR)[:150]]
