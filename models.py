@@ -226,7 +226,9 @@ class FusionColorizer(_PixelColorizer):
         self.args = {"width": width, "global_dim": global_dim, "global_size": global_size, "tanh": tanh,
                      "flip_average": flip_average, "classes": classes, "exemplar": exemplar}
         k = width
-        low = [(3 if exemplar else 1, k, 2), (k, 2 * k, 1), (2 * k, 2 * k, 2), (2 * k, 4 * k, 1), (4 * k, 4 * k, 2), (4 * k, 8 * k, 1)]
+        inputs = 3 if exemplar else 1  # L*, and the exemplar's a*b*
+        low = [(inputs, k, 2), (k, 2 * k, 1), (2 * k, 2 * k, 2), (2 * k, 4 * k, 1), (4 * k, 4 * k, 2),
+               (4 * k, 8 * k, 1)]
         self.low = nn.Sequential(*(_conv(c_in, c_out, stride) for c_in, c_out, stride in low))
         self.mid = nn.Sequential(_conv(8 * k, 8 * k), _conv(8 * k, 4 * k))
         self.global_conv = nn.Sequential(_conv(8 * k, 8 * k, 2), _conv(8 * k, 8 * k), _conv(8 * k, 8 * k, 2),

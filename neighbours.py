@@ -2,10 +2,10 @@
 
 Owner of the photo descriptor and the nearest-neighbour searches only: whole photos (the tint itself is `data.tint`,
 its use `models.TintPulled`; the nearest photos' colour maps, `exemplar`, an input of a network trained with them)
-and each region of a photo (`cell_distances`: how unlike every training photo it looks,
-used by `models.FadedUnfamiliar`). Why: most of the error is a photo's overall tint (its mean a*b*: the light and background of
-the sitting), which its L* does not tell the network; the training photos of the same sitting, or of the most alike
-one for a face never seen, do (EXPERIMENTS.md, New faces).
+and each region of a photo (`cell_distances`: how unlike every training photo it looks, used by
+`models.FadedUnfamiliar`). Why: most of the error is a photo's overall tint (its mean a*b*: the light and background
+of the sitting), which its L* does not tell the network; the training photos of the same sitting, or of the most
+alike one for a face never seen, do (EXPERIMENTS.md, New faces).
 
 The descriptor: the histogram of L* (64 levels) in each cell of a 3x3 grid, each count divided by its cell's pixels
 and square-rooted, so that the Euclidean distance between two descriptors is the Hellinger distance of their
@@ -33,9 +33,13 @@ def describe(l_norm):
     return (counts / pixels).sqrt()
 
 
-def nearest(l_norm, bank, k):
-    """Indices (N x k) of the k descriptors of `bank` nearest to each photo of l_norm, nearest first."""
-    return torch.cdist(describe(l_norm), bank).topk(min(k, len(bank)), largest=False).indices
+def nearest(l_norm, bank, k, excluded=None):
+    """Indices (N x k) of the k descriptors of `bank` nearest to each photo of l_norm, nearest first; never those
+    `excluded` (N x len(bank), bool) marks for a photo."""
+    distance = torch.cdist(describe(l_norm), bank)
+    if excluded is not None:
+        distance = distance.masked_fill(excluded, float("inf"))
+    return distance.topk(min(k, len(bank)), largest=False).indices
 
 
 def exemplar(l_norm, bank, bank_ab, k, excluded=None, chunk=256):
@@ -47,10 +51,7 @@ def exemplar(l_norm, bank, bank_ab, k, excluded=None, chunk=256):
     maps = []
     for start in range(0, len(l_norm), chunk):
         part = l_norm[start:start + chunk]
-        distance = torch.cdist(describe(part), bank)
-        if excluded is not None:
-            distance = distance.masked_fill(excluded[start:start + chunk], float("inf"))
-        index = distance.topk(min(k, len(bank)), largest=False).indices
+        index = nearest(part, bank, k, None if excluded is None else excluded[start:start + chunk])
         mean = bank_ab[index].mean(1)
         if mean.shape[-2:] != part.shape[-2:]:
             mean = torch.nn.functional.interpolate(mean, size=part.shape[-2:], mode="bilinear", align_corners=False)

@@ -41,7 +41,8 @@ def prepare_data(args, device):
     faces cross from the CPU).
 
     Returns a dict: train_l/train_ab (augmented, l_norm / ab_norm), eval_l/eval_ab (the held-out split the run
-    is evaluated on), eval_split ("test", or "val" with --val-fraction), train_rgb (the training faces on the
+    is evaluated on), eval_x (the network's input for eval_l: eval_l itself, or with --exemplar its exemplar channels
+    too), eval_split ("test", or "val" with --val-fraction), train_rgb (the training faces on the
     device, for --fresh-augment), train_draw (which epoch's draw train_l/train_ab hold), train_names, val_names,
     test_names.
     """
@@ -57,7 +58,7 @@ def prepare_data(args, device):
                                                crop_min=args.crop_min, rotate=args.rotate)
     eval_l, eval_ab = data.to_network(rgb[eval_idx].to(device))
     prepared = {"train_l": train_l, "train_ab": train_ab, "train_draw": 1,
-                "eval_l": eval_l, "eval_ab": eval_ab, "eval_split": eval_split,
+                "eval_l": eval_l, "eval_x": eval_l, "eval_ab": eval_ab, "eval_split": eval_split,
                 "train_rgb": train_rgb if args.fresh_augment else None,
                 **{f"{split}_names": [names[i] for i in idx]
                    for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}}

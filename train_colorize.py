@@ -138,8 +138,7 @@ def train(args, run, kind):
                   f"people of the training split")
     metrics = training_loop.fit(model, run, args, identity=(people, args.identity_weight) if classes else None)
     if rank == 0:
-        held_out = prepared.get("eval_x", prepared["eval_l"])  # eval_x: with --exemplar
-        figures = run_log.held_out_scores(prepared, training_loop.predict(model, held_out, args.batch_size))
+        figures = run_log.held_out_scores(prepared, training_loop.predict(model, prepared["eval_x"], args.batch_size))
         with output_files.keeping(run_log.finished_run_kept(run)):
             plot_losses(metrics, split, run.out_dir / f"{NAME}_loss.png")
             run_log.write_summary(run, args, model, metrics, figures)

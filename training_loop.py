@@ -200,7 +200,7 @@ def fit(model, run, args, target=None, identity=None):
     `identity` = (person label of each augmented training image, weight) goes with a model that has classes: the
     loss then adds weight times the cross-entropy of the person pictured (make_loss).
     `run` comes from start_run: its prepared data (the training pair of each epoch from training_data, the
-    held-out pair eval_l/eval_ab), paths, the checkpoint to resume (possibly stopped mid-epoch) and the StopFlag
+    held-out pair eval_x/eval_ab), paths, the checkpoint to resume (possibly stopped mid-epoch) and the StopFlag
     made before data preparation, so an early signal is not lost. `target` maps ab_norm to what the model
     predicts (default: ab_norm itself). On SIGINT/SIGTERM/SIGUSR1 the current step finishes,
     a checkpoint is written and Interrupted says how to resume. Under torchrun every rank trains on its shard
@@ -214,8 +214,7 @@ def fit(model, run, args, target=None, identity=None):
     rank = rank_and_world()[0]
     prepared, checkpoint_path, resume_from, stop = run.prepared, run.checkpoint_path, run.resume_from, run.stop
     target = target or (lambda ab_norm: ab_norm)
-    held_out = (prepared.get("eval_x", prepared["eval_l"]), target(prepared["eval_ab"]))  # eval_x: with --exemplar
-    split = prepared["eval_split"]
+    held_out, split = (prepared["eval_x"], target(prepared["eval_ab"])), prepared["eval_split"]
     people, identity_weight = identity or (None, 0.0)
     loss_fn = make_loss(model, identity_weight)
     model.to(memory_format=torch.channels_last)
