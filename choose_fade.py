@@ -25,7 +25,6 @@ import neighbours
 import runtime
 import test_colorize
 import train_flags
-from models import TintPulled
 
 SCREEN = "colorize_arch_fusion_epochs_15_batch-size_10_lr_1e-3_lr-schedule_cosine_seed0"  # recipes.txt line 1
 FULL = [round(0.1 * i, 1) for i in range(2, 9)]
@@ -63,10 +62,11 @@ def parse_args(argv=None):
 
 
 def borrowing(path, faces):
-    """The checkpoint at `path` with the default borrowed tint, its training photos' descriptors, the checkpoint."""
+    """The checkpoint at `path` with the default borrowed tint (and its exemplar input, if it takes one), its
+    training photos' descriptors, the checkpoint."""
     model, checkpoint = test_colorize.load_colorizer(path, "cpu")
-    bank, bank_tints = test_colorize.training_tints(checkpoint, faces)
-    return TintPulled(model, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).eval(), bank, checkpoint
+    stages = test_colorize.default_stages(model, checkpoint, faces)
+    return stages.borrowed, stages.bank, checkpoint
 
 
 class Scored:

@@ -11,7 +11,7 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
   training people held out as a validation split: levers for new faces are chosen here.
 - screen-recipes, screen-recipes-newfaces: each training recipe of experiments/recipes.txt, seed 0, on the
   validation photos of seen people and on validation people; `frontier` then plots their validation MSE (borrowed
-  tint) against each recipe's whole-run minutes from a saved `bench.py --networks` table.
+  tint) against each recipe's whole-run cost relative to the default's in saved `bench.py --networks` tables.
 - crossval: each line of experiments/crossval.txt, split by person into the 10 folds of --fold (seed 0): every
   person tested once; `people` then evaluates each fold's test people and prints the per-person table.
 A run whose summary already exists is skipped and an interrupted one (a checkpoint, no summary) resumed, so an
@@ -24,7 +24,7 @@ interrupted table continues where it stopped. `table` prints both stages as mark
     python experiments.py screen-newfaces   # about 1 h on a 2-core CPU
     python experiments.py table
     python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/
-    python experiments.py frontier --bench-log outputs/bench_recipes.log   # outputs/speed_quality.png
+    python experiments.py frontier      # the recipes' table and outputs/speed_quality.png
     python experiments.py crossval      # 10 default runs: about 2-3 h on a 2-core CPU
     python experiments.py people        # the per-person table of the crossval runs
 """
@@ -50,7 +50,7 @@ import checkpoints
 import data
 import output_files
 import test_colorize
-from models import COLORIZERS, FadedUnfamiliar, TintPulled
+from models import COLORIZERS
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -210,40 +210,68 @@ def whole_run_minutes(bench_log):
     return {flags: float(minutes) for flags, minutes in rows}
 
 
-def frontier(runs_dir, bench_log, out):
+def recipe_costs(bench_logs, default_flags):
+    """{train_colorize.py flags: (minutes, cost, log name)} from the whole-run rows of saved bench.py tables: each
+    recipe's cost is its minutes over the default recipe's (`default_flags`) in the same table, so that only rows
+    timed side by side in one run are compared (a VM's speed moves by 2x between days); a recipe in several tables
+    takes the first one's."""
+    costs = {}
+    for log in bench_logs:
+        minutes = whole_run_minutes(log)
+        if default_flags not in minutes:
+            raise SystemExit(f"error: {log}: no whole-run row of the default recipe `{default_flags}` to cost the "
+                             f"others against")
+        for flags, value in minutes.items():
+            costs.setdefault(flags, (value, value / minutes[default_flags], Path(log).name))
+    return costs
+
+
+def frontier(runs_dir, bench_logs, out):
     """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (borrowed tint) on the
-    image split's validation photos and on the validation people (where screened), against the minutes of its whole
-    run in `bench_log` (a saved `bench.py --networks` table whose networks are the recipes' flags); prints the table
-    and writes the PNG `out`."""
-    minutes = whole_run_minutes(bench_log)
+    image split's validation photos and on the validation people (where screened), against the cost of its whole
+    run relative to the default recipe's (the first line) in the same saved `bench.py --networks` table
+    (recipe_costs); prints the table and writes the PNG `out`."""
+    recipes = read_configs(STAGES["screen-recipes"]["list"])
+    costs = recipe_costs(bench_logs, " ".join(recipes[0][1:]))
     points = []
-    for words in read_configs(STAGES["screen-recipes"]["list"]):
+    for words in recipes:
         flags = " ".join(words[1:])
         dirs = [runs_dir / stage / f"{slug(words)}_seed0" for stage in ("screen-recipes", "screen-recipes-newfaces")]
         figures = [validation_mse(d) if summary_path(d, words).exists() else None for d in dirs]
-        if flags in minutes and any(figures):
-            points.append((flags, minutes[flags], *figures))
+        if flags in costs and any(figures):
+            points.append((flags, costs[flags], *figures))
     if not points:
-        raise SystemExit(f"error: no recipe has a screening run in {runs_dir} and a whole-run row in {bench_log}")
-    baseline = points[0]
+        raise SystemExit(f"error: no recipe has a screening run in {runs_dir} and a whole-run row in "
+                         f"{', '.join(map(str, bench_logs))}")
     shown = lambda figure: "-" if figure is None else f"{figure:.2f}"  # noqa: E731
-    print("| | recipe (`train_colorize.py` flags) | whole run (min) | cost | validation MSE, seen people | "
-          "new people |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for number, (flags, cost, seen, new) in enumerate(points, 1):
-        print(f"| {number} | `{flags}` | {cost:.1f} | {cost / baseline[1]:.2f} | {shown(seen)} | {shown(new)} |")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    print("| | recipe (`train_colorize.py` flags) | whole run (min) | cost | bench table | validation MSE, seen "
+          "people | new people |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for number, (flags, (minutes, cost, log), seen, new) in enumerate(points, 1):
+        print(f"| {number} | `{flags}` | {minutes:.1f} | {cost:.2f} | {log} | {shown(seen)} | {shown(new)} |")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, column, title in zip(axes, (2, 3), ("seen people (image split)", "new people (person split)")):
+        # a recipe that failed outright would squash the others: it is drawn at the top edge with its figure
+        top = None if points[0][column] is None else 1.6 * points[0][column]
         for number, point in enumerate(points, 1):
             if point[column] is None:
                 continue
-            ax.plot(point[1], point[column], "s" if number == 1 else "o", color="C3" if number == 1 else "C0")
-            ax.annotate(str(number), (point[1], point[column]), textcoords="offset points", xytext=(5, 5))
-        ax.set(xlabel=f"whole training run, minutes ({Path(bench_log).name})", ylabel="validation MSE (borrowed tint)",
+            cost, figure = point[1][1], point[column]
+            off = top is not None and figure > top
+            label = f"{number} ({figure:.0f})" if off else str(number)
+            figure = top if off else figure
+            ax.plot(cost, figure, "^" if off else "s" if number == 1 else "o", color="C3" if number == 1 else "C0")
+            ax.annotate(label, (cost, figure), textcoords="offset points", xytext=(5, -12 if off else 5))
+        if top is not None:
+            ax.set_ylim(top=top * 1.02)
+        ax.axvline(1 / 3, color="0.6", linestyle="--", linewidth=1)
+        ax.set(xlabel="whole training run, relative to the default's (bench.py, side by side)",
+               ylabel="validation MSE (borrowed tint)",
                title=f"validation photos of {title}")
         ax.grid(alpha=0.3)
     fig.suptitle("Time to quality of the training recipes (experiments/recipes.txt): the numbers are the rows of "
-                 "`experiments.py frontier`'s table; 1 (square) is the default recipe")
+                 "`experiments.py frontier`'s table;\n1 (square) is the default recipe; dashed: a third of its cost; "
+                 "a triangle: off the scale, its figure in brackets")
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100)
@@ -257,14 +285,12 @@ def fold_predictions(run_dir, faces):
     prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach)."""
     rgb, names = faces
     model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
-    model = test_colorize.exemplared(model, checkpoint, faces)
-    bank, bank_tints = test_colorize.training_tints(checkpoint, faces)
-    borrowed = TintPulled(model, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).eval()
-    default = FadedUnfamiliar(borrowed, bank, *test_colorize.DEFAULT_FADE).eval()
+    stages = test_colorize.default_stages(model, checkpoint, faces)
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
     with torch.no_grad():
-        own = model(l_norm)
-        predictions = (own, borrowed(l_norm), default(l_norm), data.pull_tint(own, data.tint(ab_norm), 0.0))
+        own = stages.own(l_norm)
+        predictions = (own, stages.borrowed(l_norm), stages.default(l_norm),
+                       data.pull_tint(own, data.tint(ab_norm), 0.0))
     people = data.people_of(checkpoint["test_names"])
     return people, [data.ab_mse_raw(p, ab_norm).mean(1).tolist() for p in predictions]
 
@@ -335,8 +361,11 @@ def main(argv=None):
                         help="what to do (see above)")
     parser.add_argument("run_dir", nargs="?", type=Path, help="ship: the finished run to ship")
     parser.add_argument("--to", type=Path, default=HERE / "outputs", help="ship: where the shipped model goes")
-    parser.add_argument("--bench-log", type=Path, default=HERE / "outputs" / "bench_recipes.log",
-                        help="frontier: the saved bench.py table whose whole-run rows cost the recipes")
+    parser.add_argument("--bench-log", type=Path, nargs="+",
+                        default=[str(HERE / "outputs" / name) for name in ("bench_recipes.log", "bench_exemplar.log",
+                                                                           "bench_recipes2.log", "bench_recipes3.log")],
+                        help="frontier: saved bench.py tables whose whole-run rows cost the recipes, each holding "
+                             "the default recipe's row too")
     parser.add_argument("--out", type=Path, default=HERE / "outputs" / "speed_quality.png",
                         help="frontier: the picture to write")
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")

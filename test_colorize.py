@@ -12,10 +12,12 @@ are colour originals against their own colours.
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import checkpoints
 import data
@@ -226,6 +228,23 @@ def exemplared(model, checkpoint, faces):
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
     device = next(model.parameters()).device
     return Exemplared(model, neighbours.describe(l_norm).to(device), ab_norm.to(device)).eval()
+
+
+class DefaultStages(NamedTuple):
+    """A trained colorizer as the default runs it, stage by stage (default_stages)."""
+    own: nn.Module       # the network, given its exemplar input if it takes one: its own tint
+    borrowed: nn.Module  # each tint borrowed from the nearest training photos (models.TintPulled)
+    default: nn.Module   # that, faded where a photo looks unfamiliar (models.FadedUnfamiliar): test_colorize.py's
+    bank: torch.Tensor   # the training photos' descriptors (neighbours.describe)
+
+
+def default_stages(model, checkpoint, faces):
+    """`model` (in eval mode, trained as `checkpoint` says) with each default stage of what its training photos tell,
+    as with_training_photos builds it without flags; for the scripts that score the stages side by side."""
+    own = exemplared(model, checkpoint, faces)
+    bank, bank_tints = training_tints(checkpoint, faces)
+    borrowed = TintPulled(own, bank, bank_tints, DEFAULT_TINT_NEIGHBOURS, 0.0).eval()
+    return DefaultStages(own, borrowed, FadedUnfamiliar(borrowed, bank, *DEFAULT_FADE).eval(), bank)
 
 
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):

@@ -159,6 +159,28 @@ def test_each_prediction_borrows_the_tint_of_its_nearest_training_photos(trained
     assert (colorized.float() - own * 255).abs().max() <= 1.0
 
 
+def test_default_stages_are_what_test_colorize_runs_stage_by_stage(trained, capsys):
+    """The stages the scoring scripts (experiments.py people, choose_fade.py) compare side by side are the models
+    test_colorize.py runs with --tint-keep 1 --no-fade-unfamiliar, with --no-fade-unfamiliar, and without flags."""
+    out, _ = trained
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    faces = data.load_faces(DATA_DIR)
+    stages = test_colorize.default_stages(model, checkpoint, faces)
+    rgb, names = faces
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
+    for stage, flags in ((stages.own, ["--tint-keep", "1", "--no-fade-unfamiliar"]),
+                         (stages.borrowed, ["--no-fade-unfamiliar"]), (stages.default, [])):
+        test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
+                            *flags])
+        printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
+        with torch.no_grad():
+            assert printed == pytest.approx(data.ab_mse_raw(stage(l_norm), ab_norm).mean().item(), abs=0.01), flags
+    with torch.no_grad():  # each stage changes the prediction: the test could tell them apart
+        assert not torch.allclose(stages.own(l_norm), stages.borrowed(l_norm))
+    train_l_norm, _ = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
+    assert torch.equal(stages.bank, neighbours.describe(train_l_norm))
+
+
 def test_score_measures_colour_originals_against_themselves_and_the_fade_is_evaluated_too(trained, tmp_path, capsys):
     out, _ = trained
     model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))

@@ -279,8 +279,8 @@ def test_a_run_refused_because_it_is_still_going_elsewhere_keeps_that_runs_log(t
 
 def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_figures(tmp_path, monkeypatch,
                                                                                        capsys):
-    """`experiments.py frontier`: a recipe is plotted when both its screening runs are finished and the saved bench
-    table has its whole-run row; its cost is read relative to the first line's (today's recipe)."""
+    """`experiments.py frontier`: a recipe is plotted when a screening run is finished and a saved bench table has
+    its whole-run row; its cost is read relative to the first line's (today's recipe) in the same table."""
     lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
     first, second, third = lines[:3]
     both = ("screen-recipes", "screen-recipes-newfaces")
@@ -294,15 +294,24 @@ def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_f
                                            ("screen-recipes", second, 10.0),
                                            ("screen-recipes-newfaces", second, 33.0), ("screen-recipes", third, 9.0))}
     monkeypatch.setattr(experiments, "validation_mse", figures.__getitem__)
-    bench_log = tmp_path / "bench.log"
-    bench_log.write_text("".join(f"[{' '.join(words[1:])}] whole run: {n} epochs x (fresh draw + loop)   "
-                                 f"{n} x (6.0 + 100) s = {minutes} min\n"
-                                 for words, n, minutes in ((first, 15, 26.5), (second, 4, 7.1), (third, 4, 7.0),
-                                                           (lines[3], 4, 6.0))))
-    experiments.frontier(tmp_path, bench_log, tmp_path / "frontier.png")
+    rows = lambda table: "".join(f"[{' '.join(words[1:])}] whole run: {n} epochs x (fresh draw + loop)   "  # noqa: E731
+                                 f"{n} x (6.0 + 100) s = {minutes} min\n" for words, n, minutes in table)
+    first_log, second_log = tmp_path / "bench.log", tmp_path / "bench_later.log"
+    first_log.write_text(rows(((first, 15, 26.5), (second, 4, 7.1), (lines[3], 4, 6.0))))
+    # a later, faster day: the third recipe is costed against that day's default, the second keeps the first log's
+    second_log.write_text(rows(((first, 15, 13.0), (second, 4, 1.0), (third, 4, 3.9))))
+    experiments.frontier(tmp_path, [first_log, second_log], tmp_path / "frontier.png")
     printed = capsys.readouterr().out
-    assert f"| 1 | `{' '.join(first[1:])}` | 26.5 | 1.00 | 8.00 | 30.00 |" in printed
-    assert f"| 2 | `{' '.join(second[1:])}` | 7.1 | 0.27 | 10.00 | 33.00 |" in printed
-    assert f"| 3 | `{' '.join(third[1:])}` | 7.0 | 0.26 | 9.00 | - |" in printed  # one split screened
+    assert f"| 1 | `{' '.join(first[1:])}` | 26.5 | 1.00 | bench.log | 8.00 | 30.00 |" in printed
+    assert f"| 2 | `{' '.join(second[1:])}` | 7.1 | 0.27 | bench.log | 10.00 | 33.00 |" in printed
+    assert f"| 3 | `{' '.join(third[1:])}` | 3.9 | 0.30 | bench_later.log | 9.00 | - |" in printed  # one split
     assert " ".join(lines[3][1:]) not in printed  # benched but not screened
     assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_frontier_refuses_a_bench_table_without_the_default_recipe(tmp_path):
+    """Costs compare rows of one bench run only, so a table without the default's row cannot cost anything."""
+    log = tmp_path / "bench.log"
+    log.write_text("[--epochs 4] whole run: 4 epochs x (fresh draw + loop)   4 x (6.0 + 100) s = 7.1 min\n")
+    with pytest.raises(SystemExit, match="bench.log: no whole-run row of the default recipe"):
+        experiments.frontier(tmp_path, [log], tmp_path / "frontier.png")
