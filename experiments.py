@@ -217,6 +217,8 @@ def recipe_costs(bench_logs, default_flags):
     takes the first one's."""
     costs = {}
     for log in bench_logs:
+        if not Path(log).is_file():
+            raise SystemExit(f"error: --bench-log {log}: no such file")
         minutes = whole_run_minutes(log)
         if default_flags not in minutes:
             raise SystemExit(f"error: {log}: no whole-run row of the default recipe `{default_flags}` to cost the "

@@ -310,8 +310,11 @@ def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_f
 
 
 def test_frontier_refuses_a_bench_table_without_the_default_recipe(tmp_path):
-    """Costs compare rows of one bench run only, so a table without the default's row cannot cost anything."""
+    """Costs compare rows of one bench run only, so a table without the default's row cannot cost anything; a
+    missing table is one line."""
     log = tmp_path / "bench.log"
     log.write_text("[--epochs 4] whole run: 4 epochs x (fresh draw + loop)   4 x (6.0 + 100) s = 7.1 min\n")
     with pytest.raises(SystemExit, match="bench.log: no whole-run row of the default recipe"):
         experiments.frontier(tmp_path, [log], tmp_path / "frontier.png")
+    with pytest.raises(SystemExit, match="^error: --bench-log .*missing.log: no such file$"):
+        experiments.frontier(tmp_path, [tmp_path / "missing.log"], tmp_path / "frontier.png")
