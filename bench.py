@@ -54,7 +54,7 @@ import test_colorize
 import train_colorize
 import train_flags
 import training_loop
-from models import Exemplared, FadedUnfamiliar, TintPulled
+from models import FadedUnfamiliar, TintPulled
 
 HERE = Path(__file__).resolve().parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -294,14 +294,16 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
 
 def bench_photo(repeats, device, networks):
     """{row: seconds} to colorize a 4000x3000 photo with each network (untrained weights compute the same as
-    trained ones), as test_colorize.py --input --tint-keep 1 does, and with the first network as by default, its
+    trained ones; an --exemplar network given the nearest faces' maps, test_colorize.exemplared), as
+    test_colorize.py --input --tint-keep 1 does, and with the first network as by default, its
     tint borrowed from the nearest of all 750 faces (models.TintPulled; reading the faces once is excluded), and
     with that tint and the colour faded where the photo looks unlike every face (models.FadedUnfamiliar)."""
-    rgb = data.load_faces()[0]
-    bank, bank_tints = test_colorize.tint_bank(rgb)
-    models = {f"[{flags or 'defaults'}]": photo_colorizer(flags, rgb, bank).to(device).eval() for flags in networks}
+    bank, bank_ab = test_colorize.photo_bank(data.load_faces()[0])
+    models = {f"[{flags or 'defaults'}]": test_colorize.exemplared(colorizer(flags, torch.contiguous_format), bank,
+                                                                   bank_ab).to(device).eval() for flags in networks}
     first = next(iter(models.values()))
-    borrowed = TintPulled(first, bank, bank_tints, test_colorize.DEFAULT_TINT_NEIGHBOURS, 0.0).to(device).eval()
+    borrowed = TintPulled(first, bank, test_colorize.bank_tints(bank_ab), test_colorize.DEFAULT_TINT_NEIGHBOURS,
+                          0.0).to(device).eval()
     models[f"[{networks[0] or 'defaults'}] + borrowed tint"] = borrowed
     models[f"[{networks[0] or 'defaults'}] + borrowed tint, faded (the default)"] = FadedUnfamiliar(
         borrowed, bank, *test_colorize.DEFAULT_FADE).to(device).eval()
@@ -312,13 +314,6 @@ def bench_photo(repeats, device, networks):
         out = Path(tmp) / "photo_4000x3000.png"
         return interleaved({row: (lambda m=model: test_colorize.colorize_file(m, photo, out, 256))
                             for row, model in models.items()}, repeats, device)
-
-
-def photo_colorizer(flags, rgb, bank):
-    """The network of `flags` as test_colorize.py colorizes with it: with --exemplar, given the colours of the
-    nearest of the faces rgb (their descriptors `bank`) as its exemplar input (models.Exemplared)."""
-    model = colorizer(flags, torch.contiguous_format)
-    return Exemplared(model, bank, data.to_network(rgb)[1]) if model.args.get("exemplar") else model
 
 
 def peak_training_rss_mb(device):

@@ -198,16 +198,22 @@ def print_baselines(train_rgb, held_out_rgb, split):
               f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 
-def tint_bank(rgb):
-    """Descriptors (neighbours.describe) and true tints (ab_norm, N x 2) of the images rgb, for TintPulled."""
+def photo_bank(rgb):
+    """Descriptors (neighbours.describe) and ab_norm maps of the images rgb, converted once: what TintPulled borrows
+    from (their tints, bank_tints), FadedUnfamiliar compares with and Exemplared takes its maps from."""
     l_norm, ab_norm = data.to_network(rgb)
-    return neighbours.describe(l_norm), data.tint(ab_norm).flatten(1)
+    return neighbours.describe(l_norm), ab_norm
 
 
-def training_tints(checkpoint, faces):
-    """tint_bank of the un-augmented images `checkpoint` was trained on."""
+def bank_tints(bank_ab):
+    """The true tints (N x 2) of a photo_bank's ab_norm maps, for TintPulled."""
+    return data.tint(bank_ab).flatten(1)
+
+
+def training_bank(checkpoint, faces):
+    """photo_bank of the un-augmented images `checkpoint` was trained on."""
     rgb, names = faces
-    return tint_bank(rgb[data.select_by_name(names, checkpoint["train_names"])])
+    return photo_bank(rgb[data.select_by_name(names, checkpoint["train_names"])])
 
 
 def needs_exemplar(model):
@@ -215,19 +221,17 @@ def needs_exemplar(model):
     return any(getattr(part, "args", {}).get("exemplar") for part in model.modules())
 
 
-def exemplared(model, checkpoint, faces):
+def exemplared(model, bank=None, bank_ab=None):
     """`model` given its exemplar input where it was trained with one (models.Exemplared): the mean a*b* maps of the
-    training photos nearest to each photo (zeros where `faces` is None: the faces are missing); else `model`."""
+    photos of a photo_bank nearest to each photo (zeros without a bank: the faces are missing); else `model`."""
     if isinstance(model, AveragedColorizers):
-        return AveragedColorizers([exemplared(member, checkpoint, faces) for member in model.members])
+        return AveragedColorizers([exemplared(member, bank, bank_ab) for member in model.members])
     if not needs_exemplar(model):
         return model
-    if faces is None:
+    if bank is None:
         return Exemplared(model).eval()
-    rgb, names = faces
-    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
     device = next(model.parameters()).device
-    return Exemplared(model, neighbours.describe(l_norm).to(device), ab_norm.to(device)).eval()
+    return Exemplared(model, bank.to(device), bank_ab.to(device)).eval()
 
 
 class DefaultStages(NamedTuple):
@@ -241,9 +245,9 @@ class DefaultStages(NamedTuple):
 def default_stages(model, checkpoint, faces):
     """`model` (in eval mode, trained as `checkpoint` says) with each default stage of what its training photos tell,
     as with_training_photos builds it without flags; for the scripts that score the stages side by side."""
-    own = exemplared(model, checkpoint, faces)
-    bank, bank_tints = training_tints(checkpoint, faces)
-    borrowed = TintPulled(own, bank, bank_tints, DEFAULT_TINT_NEIGHBOURS, 0.0).eval()
+    bank, bank_ab = training_bank(checkpoint, faces)
+    own = exemplared(model, bank, bank_ab)
+    borrowed = TintPulled(own, bank, bank_tints(bank_ab), DEFAULT_TINT_NEIGHBOURS, 0.0).eval()
     return DefaultStages(own, borrowed, FadedUnfamiliar(borrowed, bank, *DEFAULT_FADE).eval(), bank)
 
 
@@ -282,16 +286,16 @@ def with_training_photos(model, checkpoint, faces, args):
               f"{' and has no exemplar input (zeros)' if blind else ''}: borrowing a tint"
               f"{', fading unfamiliar regions and the exemplar' if blind else ' and fading unfamiliar regions'} need "
               f"the faces the model was trained on: {err}", file=sys.stderr)
-        return exemplared(model, checkpoint, None)
-    model = exemplared(model, checkpoint, faces)
+        return exemplared(model)
+    bank, bank_ab = training_bank(checkpoint, faces)
+    model = exemplared(model, bank, bank_ab)
     if keep == 1 and not fade:
         return model
-    bank, bank_tints = training_tints(checkpoint, faces)
     device = next(model.parameters()).device
     if keep < 1:
         print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the mean of its "
               f"{min(k, len(bank))} nearest training photos' true tints{' to its own' if keep else ''}")
-        model = TintPulled(model, bank, bank_tints, k, keep)
+        model = TintPulled(model, bank, bank_tints(bank_ab), k, keep)
     if fade:
         print(f"each region's colour fades where it looks unlike every training photo's (all kept within "
               f"{fade[0]:g} of the nearest, none beyond {fade[1]:g})")
