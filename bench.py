@@ -13,7 +13,7 @@ Owner of measuring only; it calls the same functions the scripts run, on the dev
   are costed too;
 - with --precision float32 bfloat16: both loops in each precision (bfloat16: train_colorize.py --bf16), in turns;
 - colorize photo: test_colorize.colorize_file on a 4000x3000 JPEG (read, colorize, write PNG; model load excluded),
-  with the network's own tint, with the borrowed one (models.TintPulled) and with the default's fading too
+  with the network's own colours, with what the nearest faces lend (models.Borrowed) and with the default's fading too
   (models.FadedUnfamiliar);
 - with --networks: the loop, whole-run and photo rows for each network, given as train_colorize.py flags (e.g.
   --networks "" "--arch unet --no-flip-average": today's default and the U-Net default before it), timed in turns
@@ -54,7 +54,7 @@ import test_colorize
 import train_colorize
 import train_flags
 import training_loop
-from models import FadedUnfamiliar, TintPulled
+from models import FadedUnfamiliar
 
 HERE = Path(__file__).resolve().parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -295,18 +295,19 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
 def bench_photo(repeats, device, networks):
     """{row: seconds} to colorize a 4000x3000 photo with each network (untrained weights compute the same as
     trained ones; an --exemplar network given the nearest faces' maps, test_colorize.exemplared), as
-    test_colorize.py --input --tint-keep 1 does, and with the first network as by default, its
-    tint borrowed from the nearest of all 750 faces (models.TintPulled; reading the faces once is excluded), and
-    with that tint and the colour faded where the photo looks unlike every face (models.FadedUnfamiliar)."""
-    bank, bank_ab = test_colorize.photo_bank(data.load_faces()[0])
-    models = {f"[{flags or 'defaults'}]": test_colorize.exemplared(colorizer(flags, torch.contiguous_format), bank,
-                                                                   bank_ab).to(device).eval() for flags in networks}
+    test_colorize.py --input --tint-keep 1 --no-borrow-errors does, and with the first network as by default, lent
+    the error and tint of the nearest of all 750 faces (models.Borrowed; reading the faces and the network's pass
+    over them once are excluded), and with the colour faded where the photo looks unlike every face too
+    (models.FadedUnfamiliar)."""
+    bank = test_colorize.photo_bank(data.load_faces()[0])
+    models = {f"[{flags or 'defaults'}]": test_colorize.exemplared(
+        colorizer(flags, torch.contiguous_format), bank.descriptors, bank.ab_norm).to(device).eval()
+        for flags in networks}
     first = next(iter(models.values()))
-    borrowed = TintPulled(first, bank, test_colorize.bank_tints(bank_ab), test_colorize.DEFAULT_TINT_NEIGHBOURS,
-                          0.0).to(device).eval()
-    models[f"[{networks[0] or 'defaults'}] + borrowed tint"] = borrowed
-    models[f"[{networks[0] or 'defaults'}] + borrowed tint, faded (the default)"] = FadedUnfamiliar(
-        borrowed, bank, *test_colorize.DEFAULT_FADE).to(device).eval()
+    borrowed = test_colorize.borrowed(first, bank).to(device).eval()
+    models[f"[{networks[0] or 'defaults'}] + borrowed error and tint"] = borrowed
+    models[f"[{networks[0] or 'defaults'}] + borrowed, faded (the default)"] = FadedUnfamiliar(
+        borrowed, bank.descriptors, *test_colorize.DEFAULT_FADE).to(device).eval()
     face = cv2.imread(str(data.list_images(data.resolve_data_dir())[44]))
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo_4000x3000.jpg"

@@ -62,7 +62,7 @@ def parse_args(argv=None):
 
 
 def borrowing(path, faces):
-    """The checkpoint at `path` with the default borrowed tint (and its exemplar input, if it takes one), its
+    """The checkpoint at `path` lent the default borrowed error and tint (and its exemplar input, if it takes one), its
     training photos' descriptors, the checkpoint."""
     model, checkpoint = test_colorize.load_colorizer(path, "cpu")
     stages = test_colorize.default_stages(model, checkpoint, faces)

@@ -195,7 +195,8 @@ def table(stage, runs_dir):
 
 
 def validation_mse(run_dir):
-    """The validation MSE of a screening run as test_colorize.py evaluates it by default (the borrowed tint)."""
+    """The validation MSE of a screening run as test_colorize.py evaluates it by default (borrowed error and tint,
+    faded)."""
     done = subprocess.run([sys.executable, "test_colorize.py", "--checkpoint", str(run_dir / "colorizer.pt"),
                            "--split", "val", "--pngs", "0"], cwd=HERE, capture_output=True, text=True)
     found = re.search(r"^val: \d+ images, .* mean ([\d.]+) ", done.stdout, re.M)
@@ -229,7 +230,7 @@ def recipe_costs(bench_logs, default_flags):
 
 
 def frontier(runs_dir, bench_logs, out):
-    """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (borrowed tint) on the
+    """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (as test_colorize.py runs) on the
     image split's validation photos and on the validation people (where screened), against the cost of its whole
     run relative to the default recipe's (the first line) in the same saved `bench.py --networks` table
     (recipe_costs); prints the table and writes the PNG `out`."""
@@ -268,7 +269,7 @@ def frontier(runs_dir, bench_logs, out):
             ax.set_ylim(top=top * 1.02)
         ax.axvline(1 / 3, color="0.6", linestyle="--", linewidth=1)
         ax.set(xlabel="whole training run, relative to the default's (bench.py, side by side)",
-               ylabel="validation MSE (borrowed tint)",
+               ylabel="validation MSE (as test_colorize.py runs)",
                title=f"validation photos of {title}")
         ax.grid(alpha=0.3)
     fig.suptitle("Time to quality of the training recipes (experiments/recipes.txt): the numbers are the rows of "
@@ -283,7 +284,7 @@ def frontier(runs_dir, bench_logs, out):
 
 def fold_predictions(run_dir, faces):
     """A crossval run's test photos: their people, and per photo (a list each) its MSE with the network's own tint,
-    the borrowed tint, the default (borrowed and faded, as test_colorize.py runs) and the true tint (each
+    the borrowed error and tint, the default (borrowed and faded, as test_colorize.py runs) and the true tint (each
     prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach)."""
     rgb, names = faces
     model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
@@ -297,7 +298,7 @@ def fold_predictions(run_dir, faces):
     return people, [data.ab_mse_raw(p, ab_norm).mean(1).tolist() for p in predictions]
 
 
-PEOPLE_COLUMNS = ("own tint", "borrowed tint", "default (borrowed, faded)", "true tint (bound)")
+PEOPLE_COLUMNS = ("own tint", "borrowed error and tint", "default (borrowed, faded)", "true tint (bound)")
 
 
 def people_table(runs_dir, match=""):

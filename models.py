@@ -7,7 +7,8 @@ while training and decodes them (data.annealed_mean) in eval mode; a MeanChromaN
 prediction while training and their average in eval mode. Every constructor argument is stored in `model.args`,
 so a checkpoint holding {"model_kind", "model_args", "model"} rebuilds the network with `build_model`.
 AveragedColorizers makes several trained colorizers one that predicts their average (test_colorize.py with
-several checkpoints); TintPulled makes a trained colorizer's tint closer to the training images' (--tint-keep);
+several checkpoints); Borrowed lends a trained colorizer's predictions the tint of the nearest training photos and
+its own error on them (--tint-keep, --borrow-errors);
 FadedUnfamiliar fades its colour where a photo looks unlike every training photo (--fade-unfamiliar); Exemplared
 gives a network trained with exemplar input (--exemplar) the colours of the training photos nearest to each photo.
 """
@@ -313,25 +314,36 @@ class Exemplared(nn.Module):
         return self.model(torch.cat([l_norm, colours], 1))
 
 
-class TintPulled(nn.Module):
-    """A trained per-pixel colorizer whose every prediction keeps only the fraction `keep` of its tint's distance
-    to a borrowed one: the mean true tint of the `k` training photos the photo looks most like (neighbours.py;
-    `bank`: their descriptors, `bank_tints`: their tints, ab_norm, one row each). Most of the error is the photo's
-    tint (the light and background of its sitting), which the network guesses from L* alone; a photo of a sitting
-    seen in training finds it among the neighbours, and a face never seen the most alike ones. The detail is the
-    network's. With k at least the number of training photos the borrowed tint is their mean color. For evaluation
-    and colorizing only."""
+class Borrowed(nn.Module):
+    """A trained per-pixel colorizer with what the training photos the photo looks most like lend each prediction
+    (neighbours.weighted: the `k` nearest, each counting the more the nearer it is relative to the nearest, by
+    `temperature`; `bank`: the training photos' descriptors):
+    - with `bank_errors` (N x 2 x G x G, ab_norm: the network's error on each training photo, true minus predicted,
+      averaged over a G x G grid), their weighted error, spread smoothly over the photo, is added: where the network
+      errs on a sitting's photos (a shirt it paints the wrong colour) it errs alike on that sitting's other photos;
+    - then the tint (mean a*b*) keeps only the fraction `keep` of its distance to their weighted true tint
+      (`bank_tints`, ab_norm, one row each). Most of the error is the photo's tint (the light and background of its
+      sitting), which the network guesses from L* alone; a photo of a sitting seen in training finds it among the
+      neighbours, and a face never seen the most alike ones.
+    For evaluation and colorizing only."""
 
-    def __init__(self, model, bank, bank_tints, k, keep):
+    def __init__(self, model, bank, bank_tints, k, keep, temperature, bank_errors=None):
         super().__init__()
-        self.model, self.k, self.keep = model, k, keep
+        self.model, self.k, self.keep, self.temperature = model, k, keep, temperature
         self.register_buffer("bank", bank)
         self.register_buffer("bank_tints", bank_tints.reshape(-1, 2).float())
+        self.register_buffer("bank_errors", None if bank_errors is None else bank_errors.float())
         self.side_multiple = model.side_multiple
 
     def forward(self, l_norm):
-        toward = self.bank_tints[neighbours.nearest(l_norm, self.bank, self.k)].mean(1)
-        return data.pull_tint(self.model(l_norm).float(), toward, self.keep)
+        index, weights = neighbours.weighted(l_norm, self.bank, self.k, self.temperature)
+        ab_norm = self.model(l_norm).float()
+        if self.bank_errors is not None:
+            error = torch.einsum("nk,nkcij->ncij", weights, self.bank_errors[index])
+            ab_norm = ab_norm + nn.functional.interpolate(error, size=l_norm.shape[-2:], mode="bilinear",
+                                                          align_corners=False)
+        toward = torch.einsum("nk,nkc->nc", weights, self.bank_tints[index])
+        return data.pull_tint(ab_norm, toward, self.keep)
 
 
 class FadedUnfamiliar(nn.Module):

@@ -1,11 +1,13 @@
 """The training photos a photo looks most like: the nearest sittings, whose true tint a prediction borrows.
 
-Owner of the photo descriptor and the nearest-neighbour searches only: whole photos (the tint itself is `data.tint`,
-its use `models.TintPulled`; the nearest photos' colour maps, `exemplar`, an input of a network trained with them)
-and each region of a photo (`cell_distances`: how unlike every training photo it looks, used by
-`models.FadedUnfamiliar`). Why: most of the error is a photo's overall tint (its mean a*b*: the light and background
-of the sitting), which its L* does not tell the network; the training photos of the same sitting, or of the most
-alike one for a face never seen, do (EXPERIMENTS.md, New faces).
+Owner of the photo descriptor and the nearest-neighbour searches only: whole photos (`nearest`; `weighted`, how much
+each counts: `models.Borrowed` lends a prediction their true tint and the network's error on them; `exemplar`, their
+colour maps, an input of a network trained with them) and each region of a photo (`cell_distances`: how unlike every
+training photo it looks, used by `models.FadedUnfamiliar`). Why: most of the error is a photo's overall tint (its
+mean a*b*: the light and background of the sitting), which its L* does not tell the network; the training photos of
+the same sitting, or of the most alike one for a face never seen, do (EXPERIMENTS.md, New faces). And where the
+network errs on a sitting's training photos (a shirt it paints the wrong colour), it errs alike on that sitting's
+other photos.
 
 The descriptor: the histogram of L* (64 levels) in each cell of a 3x3 grid, each count divided by its cell's pixels
 and square-rooted, so that the Euclidean distance between two descriptors is the Hellinger distance of their
@@ -40,6 +42,16 @@ def nearest(l_norm, bank, k, excluded=None):
     if excluded is not None:
         distance = distance.masked_fill(excluded, float("inf"))
     return distance.topk(min(k, len(bank)), largest=False).indices
+
+
+def weighted(l_norm, bank, k, temperature):
+    """(indices N x k, weights N x k summing to 1) of the k descriptors of `bank` nearest to each photo of l_norm:
+    softmax(-(d / d_nearest) / temperature) over their distances d. Relative to the nearest, so that a photo whose
+    own sitting is in the bank (its nearest far nearer than the rest) takes mostly that sitting's colours, and a face
+    never seen (all of them about as far) their mean; a large temperature gives the plain mean."""
+    distance, index = torch.cdist(describe(l_norm), bank).topk(min(k, len(bank)), largest=False)
+    ratio = distance / distance[:, :1].clamp_min(1e-6)
+    return index, torch.softmax(-ratio / temperature, 1)
 
 
 def exemplar(l_norm, bank, bank_ab, k, excluded=None, chunk=256):

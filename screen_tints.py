@@ -1,11 +1,13 @@
 """Screen ways of estimating a photo's tint from its nearest training photos, with no training, on validation photos.
 
-Owner of that screening only (the default's estimator is models.TintPulled: the mean true tint of the 5 nearest).
+Owner of that screening only (the default's estimator is models.Borrowed's: the 10 nearest, weighted relative to the
+nearest, neighbours.weighted).
 On the validation photos of seen people and the validation people (the two default-recipe screening runs, as
 choose_fade.py uses), each estimator replaces every prediction's tint (its mean a*b*; the detail stays the
 network's), and the table gives the validation MSE (raw Lab units^2). The estimators:
-- the mean true tint of the K nearest training photos (neighbours.describe), K = 3, 5 (the default), 10;
+- the mean true tint of the K nearest training photos (neighbours.describe), K = 3, 5 (the default before), 10;
 - their distance-weighted mean: weights softmax(-distance / T) over all training photos;
+- the 10 nearest weighted relative to the nearest (neighbours.weighted, temperature 0.1: the default);
 - per region: each of the 3x3 regions' mean a*b* borrowed from the same region of the 5 nearest, spread smoothly;
 - a ridge regression from the descriptor to the tint, fitted on the training photos, and its mean with the default;
 - the network's own tint, and the true tint (the bound a perfect estimate would reach).
@@ -63,9 +65,14 @@ def estimates(own, ab_true, train_l, train_ab, val_l, penalty):
     pulled = lambda tints: data.pull_tint(own, tints, 0.0)  # noqa: E731
     out = {"the network's own tint": own}
     for k in (3, 5, 10):
-        out[f"mean of the {k} nearest{' (the default)' if k == 5 else ''}"] = pulled(bank_tints[order[:, :k]].mean(1))
+        out[f"mean of the {k} nearest{' (the default before)' if k == 5 else ''}"] = pulled(
+            bank_tints[order[:, :k]].mean(1))
     for temperature in (0.03, 0.05, 0.1):
         out[f"distance-weighted, T = {temperature:g}"] = pulled(torch.softmax(-distance / temperature, 1) @ bank_tints)
+    index, weights = neighbours.weighted(val_l, bank, test_colorize.DEFAULT_TINT_NEIGHBOURS,
+                                         test_colorize.DEFAULT_NEIGHBOUR_TEMPERATURE)
+    out["the 10 nearest, weighted relative to the nearest (the default)"] = pulled(
+        torch.einsum("nk,nkc->nc", weights, bank_tints[index]))
     regions = F.adaptive_avg_pool2d(train_ab, neighbours.CELLS)
     out["per region, the 5 nearest"] = region_shift(own, regions[order[:, :5]].mean(1))
     ridge = ridge_tints(bank, bank_tints, described, penalty)

@@ -4,8 +4,9 @@ validation split) and save PNGs; or colorize any photos with --input.
 Owner of this script's CLI and of writing images. The split is rebuilt from the file names stored in the
 checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
 is upsampled back to full size and merged with the original L* (as in richzhang/colorization). By default each
-prediction's tint (mean a*b*) is replaced by the mean true tint of its 5 nearest training photos (neighbours.py,
-models.TintPulled), and its colour fades in the regions that look unlike every training photo
+prediction borrows from its 10 nearest training photos (neighbours.py, models.Borrowed), each counting the more the
+nearer it is: the network's error on them (true minus predicted a*b*, on an 8x8 grid) is added and its tint (mean
+a*b*) replaced by their true tint; then its colour fades in the regions that look unlike every training photo
 (models.FadedUnfamiliar); both need the faces the checkpoint was trained on. --score measures --input photos that
 are colour originals against their own colours.
 """
@@ -26,11 +27,14 @@ import output_files
 import runtime
 import train_flags
 import training_loop
-from models import COLORIZERS, AveragedColorizers, Exemplared, FadedUnfamiliar, TintPulled, build_model
+from models import COLORIZERS, AveragedColorizers, Borrowed, Exemplared, FadedUnfamiliar, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
-DEFAULT_TINT_NEIGHBOURS = 5  # chosen on validation photos and people (EXPERIMENTS.md, New faces)
+# chosen on validation photos and people (EXPERIMENTS.md, New faces: "Borrowing from the nearest photos")
+DEFAULT_TINT_NEIGHBOURS = 10
+DEFAULT_NEIGHBOUR_TEMPERATURE = 0.1
+ERROR_GRID = 8  # the network's errors are borrowed as their means over an 8x8 grid: sittings, not pixels, align
 # chosen on validation photos, validation people and the four outside photos (choose_fade.py; EXPERIMENTS.md,
 # Photos from outside the dataset)
 DEFAULT_FADE = (0.5, 0.7)
@@ -64,14 +68,26 @@ def parse_args(argv=None):
                         help="average each prediction with that of the mirror image, mirrored back (default: as "
                              "the checkpoint was trained)")
     parser.add_argument("--tint-neighbours", type=train_flags.positive_int, metavar="K",
-                        help=f"each prediction borrows the mean true tint (mean a*b*) of the K training photos whose "
-                             f"L* looks most like the photo's (neighbours.py: a sitting's light and background); K "
-                             f"at least the number of training photos: their mean color (default: "
+                        help=f"each prediction borrows from the K training photos whose L* looks most like the "
+                             f"photo's (neighbours.py: a sitting's light and background): their true tint (mean "
+                             f"a*b*) and, with --borrow-errors, the network's error on them (default: "
                              f"{DEFAULT_TINT_NEIGHBOURS}); needs the faces the checkpoint was trained on")
+    parser.add_argument("--neighbour-temperature", type=train_flags.positive_float, metavar="T",
+                        help=f"each of the K nearest counts softmax(-(d / d_nearest) / T) of its distance d: a photo "
+                             f"whose own sitting was trained on takes mostly its colours, a face never seen about the "
+                             f"mean of the K; a large T (1000) gives their plain mean (default: "
+                             f"{DEFAULT_NEIGHBOUR_TEMPERATURE:g}); needs the faces the checkpoint was trained on")
+    parser.add_argument("--borrow-errors", action=argparse.BooleanOptionalAction,
+                        help=f"add to each prediction the network's error on its nearest training photos (true minus "
+                             f"predicted a*b*, their means over a {ERROR_GRID}x{ERROR_GRID} grid, weighted as the "
+                             f"tint): where it errs on a sitting's photos it errs alike on the sitting's others; costs "
+                             f"a pass over the training photos (default: on; needs the faces the checkpoint was "
+                             f"trained on)")
     parser.add_argument("--tint-keep", type=train_flags.unit_fraction, metavar="FRACTION",
                         help="keep this fraction of the distance from the borrowed tint to the network's own (1: the "
-                             "network's own tint, which needs no faces) (default: 0; 1 and a note where the faces "
-                             "are not found for --input)")
+                             "network's own tint; with --no-borrow-errors and --no-fade-unfamiliar the network's own "
+                             "colours, which need no faces) (default: 0; 1 and a note where the faces are not found "
+                             "for --input)")
     parser.add_argument("--fade-unfamiliar", nargs=2, type=train_flags.nonnegative_float, metavar=("FULL", "NONE"),
                         help=f"each of a photo's 3x3 regions keeps all its predicted a*b* where its L* histogram is "
                              f"within FULL of the nearest training photo's same region (Hellinger distance, "
@@ -198,16 +214,40 @@ def print_baselines(train_rgb, held_out_rgb, split):
               f"PSNR {scores['psnr']:.2f} dB, colorfulness {scores['colorfulness']:.1f}")
 
 
+class PhotoBank(NamedTuple):
+    """Photos converted once: what Borrowed borrows from, FadedUnfamiliar compares with and Exemplared takes its maps
+    from."""
+    descriptors: torch.Tensor  # neighbours.describe
+    l_norm: torch.Tensor
+    ab_norm: torch.Tensor
+
+
 def photo_bank(rgb):
-    """Descriptors (neighbours.describe) and ab_norm maps of the images rgb, converted once: what TintPulled borrows
-    from (their tints, bank_tints), FadedUnfamiliar compares with and Exemplared takes its maps from."""
+    """The PhotoBank of the images rgb."""
     l_norm, ab_norm = data.to_network(rgb)
-    return neighbours.describe(l_norm), ab_norm
+    return PhotoBank(neighbours.describe(l_norm), l_norm, ab_norm)
 
 
 def bank_tints(bank_ab):
-    """The true tints (N x 2) of a photo_bank's ab_norm maps, for TintPulled."""
+    """The true tints (N x 2) of a photo_bank's ab_norm maps, for Borrowed."""
     return data.tint(bank_ab).flatten(1)
+
+
+@torch.no_grad()
+def bank_errors(model, bank, batch_size=50):
+    """The error of `model` (in eval mode) on each photo of a PhotoBank, true minus predicted ab_norm, averaged over an
+    ERROR_GRID x ERROR_GRID grid (N x 2 x G x G), for Borrowed."""
+    device = next(model.parameters()).device
+    predicted = torch.cat([model(part.to(device)).float().cpu() for part in bank.l_norm.split(batch_size)])
+    return F.adaptive_avg_pool2d(bank.ab_norm - predicted, ERROR_GRID)
+
+
+def borrowed(model, bank, k=DEFAULT_TINT_NEIGHBOURS, keep=0.0, temperature=DEFAULT_NEIGHBOUR_TEMPERATURE,
+             errors=True):
+    """`model` (in eval mode) lent what the photos of a PhotoBank (the training photos) tell (models.Borrowed): their
+    weighted tint, and with `errors` the model's weighted error on them."""
+    lent = bank_errors(model, bank) if errors else None
+    return Borrowed(model, bank.descriptors, bank_tints(bank.ab_norm), k, keep, temperature, lent).eval()
 
 
 def training_bank(checkpoint, faces):
@@ -237,7 +277,7 @@ def exemplared(model, bank=None, bank_ab=None):
 class DefaultStages(NamedTuple):
     """A trained colorizer as the default runs it, stage by stage (default_stages)."""
     own: nn.Module       # the network, given its exemplar input if it takes one: its own tint
-    borrowed: nn.Module  # each tint borrowed from the nearest training photos (models.TintPulled)
+    borrowed: nn.Module  # lent the nearest training photos' tint and its error on them (models.Borrowed)
     default: nn.Module   # that, faded where a photo looks unfamiliar (models.FadedUnfamiliar): test_colorize.py's
     bank: torch.Tensor   # the training photos' descriptors (neighbours.describe)
 
@@ -245,10 +285,10 @@ class DefaultStages(NamedTuple):
 def default_stages(model, checkpoint, faces):
     """`model` (in eval mode, trained as `checkpoint` says) with each default stage of what its training photos tell,
     as with_training_photos builds it without flags; for the scripts that score the stages side by side."""
-    bank, bank_ab = training_bank(checkpoint, faces)
-    own = exemplared(model, bank, bank_ab)
-    borrowed = TintPulled(own, bank, bank_tints(bank_ab), DEFAULT_TINT_NEIGHBOURS, 0.0).eval()
-    return DefaultStages(own, borrowed, FadedUnfamiliar(borrowed, bank, *DEFAULT_FADE).eval(), bank)
+    bank = training_bank(checkpoint, faces)
+    own = exemplared(model, bank.descriptors, bank.ab_norm)
+    lent = borrowed(own, bank)
+    return DefaultStages(own, lent, FadedUnfamiliar(lent, bank.descriptors, *DEFAULT_FADE).eval(), bank.descriptors)
 
 
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):
@@ -264,42 +304,49 @@ def evaluate_dataset(model, checkpoint, faces, args, out_dir):
 
 
 def with_training_photos(model, checkpoint, faces, args):
-    """`model` with what its training photos tell: each prediction's tint pulled toward the one borrowed from its
-    nearest training photos (TintPulled: --tint-neighbours, --tint-keep), then its colour faded in the regions that
-    look unlike every training photo (FadedUnfamiliar: --fade-unfamiliar). --tint-keep 1 and --no-fade-unfamiliar
-    leave each out; by default both are left out, which a note says, where the faces (read here if `faces` is None)
-    are missing. A network trained with exemplar input gets it first (exemplared; zeros without the faces)."""
+    """`model` with what its training photos tell: each prediction lent its nearest training photos' weighted error
+    and tint (Borrowed: --tint-neighbours, --neighbour-temperature, --borrow-errors, --tint-keep), then its colour
+    faded in the regions that look unlike every training photo (FadedUnfamiliar: --fade-unfamiliar). --tint-keep 1,
+    --no-borrow-errors and --no-fade-unfamiliar leave each out; by default all are left out, which a note says, where
+    the faces (read here if `faces` is None) are missing. A network trained with exemplar input gets it first
+    (exemplared; zeros without the faces)."""
     keep = 0.0 if args.tint_keep is None else args.tint_keep
+    errors = args.borrow_errors is not False
     k = args.tint_neighbours or DEFAULT_TINT_NEIGHBOURS
+    temperature = args.neighbour_temperature or DEFAULT_NEIGHBOUR_TEMPERATURE
     fade = DEFAULT_FADE if args.fade_unfamiliar is None else args.fade_unfamiliar
-    if keep == 1 and not fade and not needs_exemplar(model):
+    if keep == 1 and not errors and not fade and not needs_exemplar(model):
         return model
     try:
         faces = faces or data.load_faces(args.data_dir)
     except data.DataError as err:
         given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours), ("--tint-keep", args.tint_keep),
+                                          ("--neighbour-temperature", args.neighbour_temperature),
+                                          ("--borrow-errors", args.borrow_errors),
                                           ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
         if given:
             raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
         blind = needs_exemplar(model)
-        print(f"note: each prediction keeps the network's own tint and colour (--tint-keep 1 --no-fade-unfamiliar)"
-              f"{' and has no exemplar input (zeros)' if blind else ''}: borrowing a tint"
-              f"{', fading unfamiliar regions and the exemplar' if blind else ' and fading unfamiliar regions'} need "
-              f"the faces the model was trained on: {err}", file=sys.stderr)
+        print(f"note: each prediction keeps the network's own colours (--tint-keep 1 --no-borrow-errors "
+              f"--no-fade-unfamiliar){' and has no exemplar input (zeros)' if blind else ''}: borrowing from the "
+              f"nearest training photos{', the exemplar' if blind else ''} and fading unfamiliar regions need the "
+              f"faces the model was trained on: {err}", file=sys.stderr)
         return exemplared(model)
-    bank, bank_ab = training_bank(checkpoint, faces)
-    model = exemplared(model, bank, bank_ab)
-    if keep == 1 and not fade:
-        return model
+    bank = training_bank(checkpoint, faces)
+    model = exemplared(model, bank.descriptors, bank.ab_norm)
     device = next(model.parameters()).device
-    if keep < 1:
-        print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the mean of its "
-              f"{min(k, len(bank))} nearest training photos' true tints{' to its own' if keep else ''}")
-        model = TintPulled(model, bank, bank_tints(bank_ab), k, keep)
+    if keep < 1 or errors:
+        nearest = f"its {min(k, len(bank.descriptors))} nearest training photos (temperature {temperature:g})"
+        if errors:
+            print(f"each prediction: plus the network's error on {nearest}, on a grid of {ERROR_GRID}x{ERROR_GRID} cells")
+        if keep < 1:
+            print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the weighted true tint of "
+                  f"{nearest}{' to its own' if keep else ''}")
+        model = borrowed(model, bank, k, keep, temperature, errors)
     if fade:
         print(f"each region's colour fades where it looks unlike every training photo's (all kept within "
               f"{fade[0]:g} of the nearest, none beyond {fade[1]:g})")
-        model = FadedUnfamiliar(model, bank, *fade)
+        model = FadedUnfamiliar(model, bank.descriptors, *fade)
     return model.to(device).eval()
 
 

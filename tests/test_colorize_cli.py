@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import data
 import neighbours
 import test_colorize
-from models import Exemplared, FadedUnfamiliar, TintPulled
+from models import Exemplared, FadedUnfamiliar
 import checkpoints
 import runtime
 from conftest import DATA_DIR, HANG_GUARD_S, ROOT, run_script
@@ -45,7 +46,8 @@ def test_training_writes_checkpoint_log_and_curve(trained):
 def test_test_script_mse_matches_recomputation_and_writes_pngs(trained, tmp_path):
     out, train_stdout = trained
     result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                        "--out-dir", tmp_path, "--train", "--pngs", 3, "--tint-keep", 1, "--no-fade-unfamiliar")
+                        "--out-dir", tmp_path, "--train", "--pngs", 3, "--tint-keep", 1, "--no-borrow-errors",
+                        "--no-fade-unfamiliar")
     assert result.returncode == 0, result.stderr
     printed = float(re.search(r"test: 2 images, MSE a\* [\d.]+  b\* [\d.]+  mean ([\d.]+)", result.stdout).group(1))
     model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
@@ -114,47 +116,77 @@ def test_colorize_any_photo_keeps_size_and_lightness(trained, tmp_path):
         assert (l_in - l_out)[unclipped].abs().max() < 1.0
 
 
-def test_each_prediction_borrows_the_tint_of_its_nearest_training_photos(trained, tmp_path, capsys):
+def lent(model, l_norm, train_l_norm, train_ab_norm, k, temperature, errors):
+    """What the nearest training photos lend each prediction, computed here from the definitions: (the weighted
+    error map upsampled or zeros, the weighted true tint N x 2 x 1 x 1)."""
+    distance = torch.cdist(neighbours.describe(l_norm), neighbours.describe(train_l_norm))
+    nearest, index = distance.topk(min(k, len(train_l_norm)), largest=False)
+    weights = torch.softmax(-nearest / nearest[:, :1] / temperature, 1)[..., None, None, None]
+    tint = (weights * train_ab_norm.mean((2, 3), keepdim=True)[index]).sum(1)
+    if not errors:
+        return torch.zeros(1), tint
+    with torch.no_grad():
+        grid = F.adaptive_avg_pool2d(train_ab_norm - model(train_l_norm), test_colorize.ERROR_GRID)
+    error = F.interpolate((weights * grid[index]).sum(1), size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+    return error, tint
+
+
+def test_each_prediction_borrows_the_error_and_tint_of_its_nearest_training_photos(trained, tmp_path, capsys):
     out, _ = trained
     model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
     rgb, names = data.load_faces(DATA_DIR)
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
     train_l_norm, train_ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
-    train_tints = train_ab_norm.mean((2, 3))
-    order = torch.cdist(neighbours.describe(l_norm), neighbours.describe(train_l_norm)).argsort(1)
     with torch.no_grad():
         ab_pred = model(l_norm)
-    tint = ab_pred.mean((2, 3), keepdim=True)
-    for flags, k, keep in (([], 5, 0.0), (["--tint-neighbours", "2", "--tint-keep", "0.25"], 2, 0.25),
-                           (["--tint-neighbours", "1000"], 18, 0.0), (["--tint-keep", "1"], 5, 1.0)):
+    for flags, k, temperature, keep, errors in (
+            ([], 10, 0.1, 0.0, True),
+            (["--tint-neighbours", "5", "--neighbour-temperature", "1000", "--no-borrow-errors"], 5, 1000, 0.0, False),
+            (["--tint-neighbours", "2", "--neighbour-temperature", "0.5", "--tint-keep", "0.25"], 2, 0.5, 0.25, True),
+            (["--tint-neighbours", "1000", "--no-borrow-errors"], 18, 0.1, 0.0, False),
+            (["--tint-keep", "1"], 10, 0.1, 1.0, True),
+            (["--tint-keep", "1", "--no-borrow-errors"], 10, 0.1, 1.0, False)):
         test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
                             "--no-fade-unfamiliar", *flags])
         printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
-        borrowed = train_tints[order[:, :k]].mean(1)[..., None, None]
-        pulled = ab_pred - tint + borrowed + keep * (tint - borrowed)
+        error, borrowed = lent(model, l_norm, train_l_norm, train_ab_norm, k, temperature, errors)
+        corrected = ab_pred + error
+        tint = corrected.mean((2, 3), keepdim=True)
+        pulled = corrected - tint + borrowed + keep * (tint - borrowed)
         assert printed == pytest.approx(data.ab_mse_raw(pulled, ab_norm).mean().item(), abs=0.01), flags
+        if flags == ["--tint-keep", "1"]:  # the errors change the prediction, so the test could tell them apart
+            assert printed != pytest.approx(data.ab_mse_raw(ab_pred, ab_norm).mean().item(), abs=0.01)
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), cv2.imread(str(DATA_DIR / checkpoint["test_names"][0])))
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--input", str(face),
                         "--out-dir", str(tmp_path / "out")])
+    face_rgb = torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1)
+    _, l_work = test_colorize.work_input(face_rgb, model.side_multiple, 256)
+    error, borrowed = lent(model, l_work, train_l_norm, train_ab_norm, 10, 0.1, True)
     with torch.no_grad():
-        bank = neighbours.describe(train_l_norm)
-        expected = test_colorize.colorize(FadedUnfamiliar(TintPulled(model, bank, train_tints, 5, 0.0), bank,
-                                                          *test_colorize.DEFAULT_FADE),
-                                          torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
+        corrected = model(l_work) + error
+        ab_work = data.fade(corrected - corrected.mean((2, 3), keepdim=True) + borrowed,
+                            neighbours.kept_fraction(l_work, neighbours.describe(train_l_norm),
+                                                     *test_colorize.DEFAULT_FADE))
+    l_raw = data.rgb_to_lab(face_rgb[None])[:, :1]
+    expected = test_colorize.merge_rows(l_raw, test_colorize.upsample(ab_work, l_raw))
     colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
     assert (colorized.float() - expected * 255).abs().max() <= 1.0
     with pytest.raises(data.DataError, match="^--tint-neighbours needs the faces .*--data-dir .*: no such folder"):
         test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
                             "--input", str(face), "--out-dir", str(tmp_path / "out2"), "--tint-neighbours", "3"])
     assert not (tmp_path / "out2").exists()
+    with pytest.raises(data.DataError, match="^--borrow-errors needs the faces .*--data-dir .*: no such folder"):
+        test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
+                            "--input", str(face), "--out-dir", str(tmp_path / "out2"), "--borrow-errors"])
+    assert not (tmp_path / "out2").exists()
     capsys.readouterr()
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
                         "--input", str(face), "--out-dir", str(tmp_path / "out3")])  # the default, without the faces
-    assert re.search(r"^note: each prediction keeps the network's own tint .*: no such folder$",
+    assert re.search(r"^note: each prediction keeps the network's own colours .*: no such folder$",
                      capsys.readouterr().err)
     with torch.no_grad():
-        own = test_colorize.colorize(model, torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
+        own = test_colorize.colorize(model, face_rgb, 256)
     colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out3" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
     assert (colorized.float() - own * 255).abs().max() <= 1.0
 
@@ -168,7 +200,7 @@ def test_default_stages_are_what_test_colorize_runs_stage_by_stage(trained, caps
     stages = test_colorize.default_stages(model, checkpoint, faces)
     rgb, names = faces
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
-    for stage, flags in ((stages.own, ["--tint-keep", "1", "--no-fade-unfamiliar"]),
+    for stage, flags in ((stages.own, ["--tint-keep", "1", "--no-borrow-errors", "--no-fade-unfamiliar"]),
                          (stages.borrowed, ["--no-fade-unfamiliar"]), (stages.default, [])):
         test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
                             *flags])
@@ -194,8 +226,8 @@ def test_score_measures_colour_originals_against_themselves_and_the_fade_is_eval
     rgb_all, names = data.load_faces(DATA_DIR)
     bank = neighbours.describe(data.to_network(rgb_all[data.select_by_name(names, checkpoint["train_names"])])[0])
     scores = []
-    for flags, wrapped in ((["--tint-keep", "1", "--no-fade-unfamiliar"], model),
-                           (["--tint-keep", "1", "--fade-unfamiliar", "0.1", "0.3"],
+    for flags, wrapped in ((["--tint-keep", "1", "--no-borrow-errors", "--no-fade-unfamiliar"], model),
+                           (["--tint-keep", "1", "--no-borrow-errors", "--fade-unfamiliar", "0.1", "0.3"],
                             FadedUnfamiliar(model, bank, 0.1, 0.3))):
         test_colorize.main([*common, "--out-dir", str(tmp_path / flags[-1]), *flags])
         printed = capsys.readouterr().out
@@ -328,7 +360,7 @@ def test_validation_split_and_mirror_average_switch(trained, tmp_path):
     for switch in ("--no-flip-average", "--flip-average"):
         result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
                             "--split", "val", switch, "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1,
-                            "--no-fade-unfamiliar")
+                            "--no-borrow-errors", "--no-fade-unfamiliar")
         assert result.returncode == 0, result.stderr
         assert f"mirror average {'on' if switch == '--flip-average' else 'off'}" in result.stdout
         scores[switch] = float(re.search(r"val: \d+ images, MSE .* mean ([\d.]+)", result.stdout).group(1))
@@ -382,7 +414,7 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     final = float(re.search(r"final test MSE ([\d.]+)", resumed.stdout).group(1))
     tested = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                        "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1,
+                        "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1, "--no-borrow-errors",
                             "--no-fade-unfamiliar")
     assert tested.returncode == 0, tested.stderr
     assert float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", tested.stdout).group(1)) == \
@@ -406,8 +438,8 @@ def test_several_checkpoints_are_averaged_and_must_share_their_split_except_for_
                             "--out-dir", folder)
         assert result.returncode == 0, result.stderr
     paths = [out / "colorizer.pt", fusion / "colorizer.pt"]
-    result = run_script("test_colorize.py", "--checkpoint", *paths, "--data-dir", DATA_DIR, "--pngs", 0, "--tint-keep", 1,
-                       "--no-fade-unfamiliar")
+    result = run_script("test_colorize.py", "--checkpoint", *paths, "--data-dir", DATA_DIR, "--pngs", 0,
+                        "--tint-keep", 1, "--no-borrow-errors", "--no-fade-unfamiliar")
     assert result.returncode == 0, result.stderr
     printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", result.stdout).group(1))
     models = [test_colorize.load_colorizer(path, torch.device("cpu"))[0] for path in paths]
@@ -440,7 +472,7 @@ def test_exemplar_network_trains_evaluates_as_trained_and_colorizes_without_the_
     final = float(re.search(r"final test MSE ([\d.]+)", trained.stdout).group(1))
     # test_colorize.py gives the network the same exemplar as training's evaluation did: the same figure
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
-                        "--tint-keep", "1", "--no-fade-unfamiliar"])
+                        "--tint-keep", "1", "--no-borrow-errors", "--no-fade-unfamiliar"])
     printed = float(re.search(r"test: 3 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
     assert printed == pytest.approx(final, abs=0.01)
     # by hand: the mean a*b* map of the 2 nearest training photos as two more input channels

@@ -1,12 +1,13 @@
-"""neighbours.py: the descriptor, the nearest training photos, whose true tint TintPulled borrows and whose colour
-maps an exemplar network is given (Exemplared, and bench.py's count of its cost), and each region's distance to
-them, by which FadedUnfamiliar fades its colour."""
+"""neighbours.py: the descriptor, the nearest training photos and how much each counts, whose true tint and the
+network's error on them Borrowed lends a prediction, and whose colour maps an exemplar network is given
+(Exemplared, and bench.py's count of its cost), and each region's distance to them, by which FadedUnfamiliar fades
+its colour."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 import neighbours
-from models import FadedUnfamiliar, FusionColorizer, TintPulled
+from models import Borrowed, FadedUnfamiliar, FusionColorizer
 
 
 def scenes(count, seed):
@@ -47,23 +48,47 @@ def test_a_new_photo_of_a_sitting_finds_that_sittings_photos_first():
     assert neighbours.nearest(again, bank, 100).shape == (8, 40)  # at most the whole bank
 
 
-def test_tint_pulled_borrows_the_mean_true_tint_of_the_nearest_training_photos():
+def test_weights_favour_the_nearest_relative_to_the_nearest_and_flatten_with_temperature():
+    bank_l, people = photos(scenes(4, seed=3), each=3, seed=4)
+    bank = neighbours.describe(bank_l)
+    query = bank_l[:2] + 0.01 * torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(9))
+    index, weights = neighbours.weighted(query, bank, 5, 0.1)
+    distance = torch.cdist(neighbours.describe(query), bank)
+    assert torch.equal(index, distance.topk(5, largest=False).indices)
+    nearest = distance.gather(1, index)
+    assert torch.allclose(weights, torch.softmax(-(nearest / nearest[:, :1]) / 0.1, 1), atol=1e-6)
+    assert torch.allclose(weights.sum(1), torch.ones(2)) and (weights[:, 1:] <= weights[:, :-1]).all()
+    assert torch.allclose(neighbours.weighted(query, bank, 5, 1e6)[1], torch.full((2, 5), 0.2), atol=1e-4)
+    # a training photo itself (distance 0) takes all the weight, without dividing by zero
+    own_index, own_weights = neighbours.weighted(bank_l[:1], bank, 3, 0.1)
+    assert own_index[0, 0] == 0 and own_weights[0, 0] == pytest.approx(1.0)
+    assert neighbours.weighted(query, bank, 100, 0.1)[0].shape == (2, len(bank))  # at most the whole bank
+
+
+def test_borrowed_lends_the_weighted_error_and_true_tint_of_the_nearest_training_photos():
     torch.manual_seed(0)
     train_l, _ = photos(scenes(6, seed=3), 4, seed=30)
     bank, bank_tints = neighbours.describe(train_l), torch.randn(24, 2) / 4
+    bank_errors = torch.randn(24, 2, 4, 4) / 4
     model = FusionColorizer(width=2, global_size=32).eval()
     l_norm = torch.cat([photos(scenes(6, seed=3)[:2], 1, seed=31)[0], photos(scenes(2, seed=4), 1, seed=32)[0]])
     with torch.no_grad():
         ab_norm = model(l_norm)
-        pulled = {(k, keep): TintPulled(model, bank, bank_tints, k, keep).eval()(l_norm)
-                  for k in (1, 3, 24) for keep in (0.0, 0.25, 1.0)}
-    order = torch.cdist(neighbours.describe(l_norm), bank).argsort(1)
-    for (k, keep), out in pulled.items():
-        borrowed = bank_tints[order[:, :k]].mean(1)
-        assert torch.allclose(out.mean((2, 3)), borrowed + keep * (ab_norm.mean((2, 3)) - borrowed), atol=1e-5)
-        assert torch.allclose(out - out.mean((2, 3), keepdim=True), ab_norm - ab_norm.mean((2, 3), keepdim=True),
-                              atol=1e-5)  # the detail is the network's
-    assert torch.allclose(pulled[24, 0.0].mean((2, 3)), bank_tints.mean(0).expand(4, 2), atol=1e-5)
+        for k, keep, temperature in ((1, 0.0, 0.1), (3, 0.25, 0.1), (24, 0.0, 1e6), (5, 1.0, 0.5)):
+            index, weights = neighbours.weighted(l_norm, bank, k, temperature)
+            borrowed = (weights[..., None] * bank_tints[index]).sum(1)
+            out = Borrowed(model, bank, bank_tints, k, keep, temperature).eval()(l_norm)
+            assert torch.allclose(out.mean((2, 3)), borrowed + keep * (ab_norm.mean((2, 3)) - borrowed), atol=1e-5)
+            assert torch.allclose(out - out.mean((2, 3), keepdim=True), ab_norm - ab_norm.mean((2, 3), keepdim=True),
+                                  atol=1e-5)  # without errors the detail is the network's
+            error = F.interpolate((weights[..., None, None, None] * bank_errors[index]).sum(1), size=(32, 32),
+                                  mode="bilinear", align_corners=False)
+            corrected = Borrowed(model, bank, bank_tints, k, keep, temperature, bank_errors).eval()(l_norm)
+            expected = ab_norm + error
+            tint = expected.mean((2, 3), keepdim=True)
+            assert torch.allclose(corrected, expected - (1 - keep) * (tint - borrowed[..., None, None]), atol=1e-5)
+        plain = Borrowed(model, bank, bank_tints, 24, 0.0, 1e6).eval()(l_norm)
+    assert torch.allclose(plain.mean((2, 3)), bank_tints.mean(0).expand(4, 2), atol=1e-4)  # all, alike: the mean
 
 
 def test_each_cell_finds_the_nearest_same_cell_of_any_training_photo():

@@ -26,8 +26,11 @@ def test_estimates_replace_the_tint_as_named(faces):
     assert torch.equal(out["the network's own tint"], own)
     assert torch.allclose(data.tint(out["the true tint (bound)"]), data.tint(val_ab), atol=1e-6)
     nearest = neighbours.nearest(val_l, neighbours.describe(train_l), 5)
-    assert torch.allclose(data.tint(out["mean of the 5 nearest (the default)"]).flatten(1),
+    assert torch.allclose(data.tint(out["mean of the 5 nearest (the default before)"]).flatten(1),
                           data.tint(train_ab).flatten(1)[nearest].mean(1), atol=1e-6)
+    index, weights = neighbours.weighted(val_l, neighbours.describe(train_l), 10, 0.1)
+    assert torch.allclose(data.tint(out["the 10 nearest, weighted relative to the nearest (the default)"]).flatten(1),
+                          (weights[..., None] * data.tint(train_ab).flatten(1)[index]).sum(1), atol=1e-6)
     for name, pred in out.items():  # each whole-photo estimate keeps the network's detail around its tint
         if not name.startswith("per region"):
             assert torch.allclose(pred - data.tint(pred), own - data.tint(own), atol=1e-5), name
