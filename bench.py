@@ -130,7 +130,7 @@ def profile_rows(steps, batch_size, device, precisions, top=8):
     for precision in precisions:
         torch.manual_seed(0)
         model = colorizer().to(device)
-        optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
+        optimizer = default_optimizer(model)
 
         bf16 = precision == "bfloat16"
         train_step(model, optimizer, x, y, bf16)
@@ -233,6 +233,12 @@ def whole_run(epochs, low, draw, epoch_images, rate, rate_half):
     return " + ".join(f"{count} x ({draw:.1f} + {loop:.0f})" for count, loop in parts) + f" s = {minutes:.1f} min"
 
 
+def default_optimizer(model):
+    """The optimiser train_colorize.py trains `model` with by default (its schedule only sets the rates, which cost
+    nothing to time, so it is built for one step per epoch and not stepped)."""
+    return training_loop.make_optimizer(model, train_colorize.parse_args([]), steps_per_epoch=1)[0]
+
+
 def train_args(flags):
     """The arguments train_colorize.py trains with under `flags` (a string; "" for its defaults)."""
     return train_colorize.parse_args(shlex.split(flags))
@@ -241,7 +247,7 @@ def train_args(flags):
 def loop_pair(model, prepared, steps, batch_size, bf16=False):
     """(bare loop, train_epoch) over steps x batch_size images, as functions to time; `bf16`: both in bfloat16
     autocast, as train_colorize.py --bf16 trains."""
-    optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
+    optimizer = default_optimizer(model)
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
 
     def bare():
@@ -273,7 +279,7 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
         x, y = torch.rand(batch, 1, 128, 128, device=device), torch.rand(batch, 2, 128, 128, device=device)
         torch.manual_seed(0)
         model = colorizer(memory_format=options.get("memory_format", torch.channels_last)).to(device)
-        optimizer, _ = training_loop.make_optimizer(model, train_colorize.parse_args([]))
+        optimizer = default_optimizer(model)
         run = torch.compile(model, mode=options["compile"]) if "compile" in options else model
 
         def loop(count):

@@ -56,6 +56,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 HERE = Path(__file__).resolve().parent
+# The training recipe every list was written against (train_colorize.py's defaults before 2026-12-04): 15 epochs,
+# Adam at 1e-3 with a per-epoch cosine decay, crops from 0.7 of the side. It goes before each colorizer line, so that
+# a line keeps meaning the runs it measured whatever the defaults are now; a line (or a stage's flags) that names one
+# of these flags overrides it, as the new default's lines do.
+RECIPE_BEFORE = ["--epochs", "15", "--lr", "1e-3", "--lr-schedule", "cosine", "--crop-min", "0.7"]
 # Flags every run of a stage gets before its line's own (which override them). Screening starts colorizer lines
 # from the spec's plain network (no skips, one fixed augmented set, no mirror average) and 6 epochs, whatever the
 # scripts' defaults are; a line that says --arch fusion starts from that network with the same settings.
@@ -91,11 +96,12 @@ def read_configs(path):
 
 
 def stage_flags(stage, words):
-    """The flags `stage` puts before the line `words` (script first)."""
+    """The flags `stage` puts before the line `words` (script first): a colorizer line's the recipe it was written
+    against (RECIPE_BEFORE), then the stage's."""
     arch = None
     if words[0] == "train_colorize.py":
         arch = words[words.index("--arch") + 1] if "--arch" in words[:-1] else "unet"
-    return STAGES[stage]["extra"].get((words[0], arch), [])
+    return (RECIPE_BEFORE if arch else []) + STAGES[stage]["extra"].get((words[0], arch), [])
 
 
 def slug(words):
@@ -230,10 +236,10 @@ def recipe_costs(bench_logs, default_flags):
 
 
 def frontier(runs_dir, bench_logs, out):
-    """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (as test_colorize.py runs) on the
-    image split's validation photos and on the validation people (where screened), against the cost of its whole
-    run relative to the default recipe's (the first line) in the same saved `bench.py --networks` table
-    (recipe_costs); prints the table and writes the PNG `out`."""
+    """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (as test_colorize.py
+    runs) on the image split's validation photos and on the validation people (where screened), against the cost of
+    its whole run relative to the reference recipe's (the first line: the default before 2026-12-04) in the same
+    saved `bench.py --networks` table (recipe_costs); prints the table and writes the PNG `out`."""
     recipes = read_configs(STAGES["screen-recipes"]["list"])
     costs = recipe_costs(bench_logs, " ".join(recipes[0][1:]))
     points = []

@@ -1,16 +1,20 @@
-"""Screen ways of estimating a photo's tint from its nearest training photos, with no training, on validation photos.
+"""Screen what the nearest training photos can lend a prediction, with no training, on validation photos: a tint
+estimate, and the network's own error on those photos.
 
-Owner of that screening only (the default's estimator is models.Borrowed's: the 10 nearest, weighted relative to the
-nearest, neighbours.weighted).
-On the validation photos of seen people and the validation people (the two default-recipe screening runs, as
-choose_fade.py uses), each estimator replaces every prediction's tint (its mean a*b*; the detail stays the
-network's), and the table gives the validation MSE (raw Lab units^2). The estimators:
+Owner of that screening only (the default is models.Borrowed: the 10 nearest, weighted relative to the nearest,
+neighbours.weighted, lend their true tint and the network's error on them on an 8x8 grid).
+On the validation photos of seen people and the validation people (two screening runs of one recipe, by default the
+default recipe's, as choose_fade.py uses), each estimator replaces every prediction's tint (its
+mean a*b*; the detail stays the network's unless errors are added), and the table gives the validation MSE (raw Lab
+units^2). The estimators:
 - the mean true tint of the K nearest training photos (neighbours.describe), K = 3, 5 (the default before), 10;
 - their distance-weighted mean: weights softmax(-distance / T) over all training photos;
-- the 10 nearest weighted relative to the nearest (neighbours.weighted, temperature 0.1: the default);
+- the K nearest weighted relative to the nearest (neighbours.weighted): softmax(-(d / d_nearest) / T), K = 5, 10;
 - per region: each of the 3x3 regions' mean a*b* borrowed from the same region of the 5 nearest, spread smoothly;
-- a ridge regression from the descriptor to the tint, fitted on the training photos, and its mean with the default;
-- the network's own tint, and the true tint (the bound a perfect estimate would reach).
+- a ridge regression from the descriptor to the tint, fitted on the training photos, and its mean with the 5 nearest;
+- the network's own tint, and the true tint (the bound a perfect estimate would reach);
+- the tint of the default, or the mean of the 5 nearest, plus the network's error on those photos (true minus
+  predicted a*b*, averaged over a G x G grid, weighted as the tint), G = 4, 8 (the default), 16.
 
     python screen_tints.py      # about a minute on a 2-core CPU
 """
@@ -56,29 +60,49 @@ def region_shift(ab_norm, targets):
     return ab_norm + F.interpolate(shift, size=ab_norm.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def estimates(own, ab_true, train_l, train_ab, val_l, penalty):
-    """{estimator: validation predictions} for one screening run."""
+def relative(val_l, bank, k, temperature, values):
+    """The weighted mean of `values` (one per bank photo) over the k nearest, weighted as neighbours.weighted."""
+    index, weights = neighbours.weighted(val_l, bank, k, temperature)
+    return torch.einsum("nk,nk...->n...", weights, values[index])
+
+
+def estimates(own, ab_true, train_l, train_ab, val_l, penalty, train_own=None):
+    """{estimator: validation predictions} for one screening run; the error rows need `train_own`, the network's
+    predictions for its training photos."""
     bank, bank_tints = neighbours.describe(train_l), data.tint(train_ab).flatten(1)
     described = neighbours.describe(val_l)
     distance = torch.cdist(described, bank)
     order = distance.argsort(1)
-    pulled = lambda tints: data.pull_tint(own, tints, 0.0)  # noqa: E731
+    pulled = lambda tints, pred=own: data.pull_tint(pred, tints, 0.0)  # noqa: E731
     out = {"the network's own tint": own}
     for k in (3, 5, 10):
         out[f"mean of the {k} nearest{' (the default before)' if k == 5 else ''}"] = pulled(
             bank_tints[order[:, :k]].mean(1))
     for temperature in (0.03, 0.05, 0.1):
         out[f"distance-weighted, T = {temperature:g}"] = pulled(torch.softmax(-distance / temperature, 1) @ bank_tints)
-    index, weights = neighbours.weighted(val_l, bank, test_colorize.DEFAULT_TINT_NEIGHBOURS,
-                                         test_colorize.DEFAULT_NEIGHBOUR_TEMPERATURE)
-    out["the 10 nearest, weighted relative to the nearest (the default)"] = pulled(
-        torch.einsum("nk,nkc->nc", weights, bank_tints[index]))
+    default = (test_colorize.DEFAULT_TINT_NEIGHBOURS, test_colorize.DEFAULT_NEIGHBOUR_TEMPERATURE)
+    for k, temperature in ((5, 0.1), (10, 0.05), default, (10, 0.2)):
+        name = f"the {k} nearest, weighted relative to the nearest, T = {temperature:g}"
+        out[name + (" (the default's tint)" if (k, temperature) == default else "")] = pulled(
+            relative(val_l, bank, k, temperature, bank_tints))
     regions = F.adaptive_avg_pool2d(train_ab, neighbours.CELLS)
     out["per region, the 5 nearest"] = region_shift(own, regions[order[:, :5]].mean(1))
     ridge = ridge_tints(bank, bank_tints, described, penalty)
     out[f"ridge regression (penalty {penalty:g})"] = pulled(ridge)
-    out["mean of the ridge and the default"] = pulled((ridge + bank_tints[order[:, :5]].mean(1)) / 2)
+    out["mean of the ridge and the 5 nearest"] = pulled((ridge + bank_tints[order[:, :5]].mean(1)) / 2)
     out["the true tint (bound)"] = pulled(data.tint(ab_true).flatten(1))
+    if train_own is not None:
+        for grid in (4, test_colorize.ERROR_GRID, 16):
+            errors = relative(val_l, bank, *default, F.adaptive_avg_pool2d(train_ab - train_own, grid))
+            corrected = own + F.interpolate(errors, size=own.shape[-2:], mode="bilinear", align_corners=False)
+            out[f"the default's tint + the network's error on them, {grid}x{grid}"
+                + (" (the default)" if grid == test_colorize.ERROR_GRID else "")] = pulled(
+                relative(val_l, bank, *default, bank_tints), corrected)
+            if grid == test_colorize.ERROR_GRID:
+                plain = F.adaptive_avg_pool2d(train_ab - train_own, grid)[order[:, :5]].mean(1)
+                out[f"mean of the 5 nearest + their errors, {grid}x{grid}"] = pulled(
+                    bank_tints[order[:, :5]].mean(1), own + F.interpolate(plain, size=own.shape[-2:],
+                                                                          mode="bilinear", align_corners=False))
     return out
 
 
@@ -93,9 +117,10 @@ def main(argv=None):
         train_l, train_ab = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
         val_l, val_ab = data.to_network(rgb[data.select_by_name(names, checkpoint["val_names"])])
         with torch.no_grad():
-            predictions = estimates(model(val_l), val_ab, train_l, train_ab, val_l, args.ridge)
+            train_own = torch.cat([model(part) for part in train_l.split(50)])
+            predictions = estimates(model(val_l), val_ab, train_l, train_ab, val_l, args.ridge, train_own)
         columns.append({name: data.ab_mse_raw(pred, val_ab).mean().item() for name, pred in predictions.items()})
-    print("| tint estimate | validation MSE, seen people | validation people |\n| --- | --- | --- |")
+    print("| what the nearest photos lend | validation MSE, seen people | validation people |\n| --- | --- | --- |")
     for name in columns[0]:
         print(f"| {name} | {columns[0][name]:.2f} | {columns[1][name]:.2f} |")
 

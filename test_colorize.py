@@ -338,7 +338,8 @@ def with_training_photos(model, checkpoint, faces, args):
     if keep < 1 or errors:
         nearest = f"its {min(k, len(bank.descriptors))} nearest training photos (temperature {temperature:g})"
         if errors:
-            print(f"each prediction: plus the network's error on {nearest}, on a grid of {ERROR_GRID}x{ERROR_GRID} cells")
+            print(f"each prediction: plus the network's error on {nearest}, on a grid of "
+                  f"{ERROR_GRID}x{ERROR_GRID} cells")
         if keep < 1:
             print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the weighted true tint of "
                   f"{nearest}{' to its own' if keep else ''}")

@@ -72,7 +72,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return action.help if action.default is None else super()._get_help_string(action)
 
 
-def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_augment=False):
+def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_augment=False, crop_min=0.7):
     """Flags every training script has; defaults differ per script."""
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
@@ -90,7 +90,7 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
                         help="copies of each training image (1: no augmentation)")
     parser.add_argument("--fresh-augment", action=argparse.BooleanOptionalAction, default=fresh_augment,
                         help="draw new random augmentations every epoch instead of one fixed augmented set")
-    parser.add_argument("--crop-min", type=crop_side, default=0.7,
+    parser.add_argument("--crop-min", type=crop_side, default=crop_min,
                         help="smallest side of an augmented copy's random crop, as a fraction of the image side")
     parser.add_argument("--rotate", type=degrees, default=0.0, metavar="DEG",
                         help="rotate each augmented copy by a random angle in [-DEG, DEG] degrees (0: no rotation)")

@@ -194,6 +194,17 @@ def make_optimizer(model, args, steps_per_epoch=None):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
 
 
+def check_schedule_length(resume_from, args, scheduler):
+    """Refuse to resume a one-cycle run over another number of steps than it was laid out for (--epochs or
+    --batch-size changed): its warm-up and decay are fixed by its length, and a finished cycle has no more steps."""
+    saved = resume_from["scheduler"].get("total_steps")
+    if saved is not None and saved != scheduler.total_steps:
+        before = resume_from["args"]
+        raise UserError(f"--resume: this run's one-cycle schedule spans {saved} steps (--epochs {before['epochs']} "
+                        f"--batch-size {before['batch_size']}), not {scheduler.total_steps}; resume it with those "
+                        f"flags, or train longer as a new run (another --out-dir)")
+
+
 def fit(model, run, args, target=None, identity=None):
     """Train for args.epochs epochs with a held-out evaluation, log line and atomic checkpoint after each one.
 
@@ -227,6 +238,7 @@ def fit(model, run, args, target=None, identity=None):
         optimizer.load_state_dict(resume_from["optimizer"])
         for group in optimizer.param_groups:  # the saved flags are the saving machine's (fused on a GPU)
             group["fused"] = next(model.parameters()).device.type == "cuda" or None
+        check_schedule_length(resume_from, args, scheduler)
         scheduler.load_state_dict(resume_from["scheduler"])
         metrics, epoch = resume_from["metrics"], resume_from["epoch"] + 1
         skip_steps, loss_sum, seen = resume_from["partial"]

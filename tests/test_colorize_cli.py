@@ -407,6 +407,17 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     out = tmp_path / "fusion"
     flags = ["--data-dir", DATA_DIR, "--limit", 20, "--arch", "fusion", "--width", 4, "--flip-average",
              "--augment-factor", 2, "--out-dir", out]
+    # a one-cycle run (the default schedule) is laid out over its --epochs: extending it is refused in one line,
+    # and the run is kept as it was
+    cycled = tmp_path / "cycled"
+    assert run_script("train_colorize.py", *flags[:-1], cycled, "--epochs", 1).returncode == 0
+    before = (cycled / "colorizer.pt").read_bytes()
+    extended = run_script("train_colorize.py", *flags[:-1], cycled, "--epochs", 2, "--resume")
+    assert extended.returncode == 1 and re.fullmatch(
+        r"error: --resume: this run's one-cycle schedule spans 4 steps \(--epochs 1 --batch-size 10\), not 8; .*\n",
+        extended.stderr)
+    assert (cycled / "colorizer.pt").read_bytes() == before
+    flags += ["--lr-schedule", "cosine", "--lr", "1e-3"]  # a per-epoch schedule can be extended
     trained = run_script("train_colorize.py", *flags, "--epochs", 1)
     assert trained.returncode == 0, trained.stderr
     assert "FusionColorizer {'width': 4, 'global_dim': 16" in trained.stdout
@@ -415,7 +426,7 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     final = float(re.search(r"final test MSE ([\d.]+)", resumed.stdout).group(1))
     tested = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
                         "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1, "--no-borrow-errors",
-                            "--no-fade-unfamiliar")
+                        "--no-fade-unfamiliar")
     assert tested.returncode == 0, tested.stderr
     assert float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", tested.stdout).group(1)) == \
         pytest.approx(final, abs=0.01)

@@ -57,7 +57,10 @@ def test_every_configuration_of_the_table_trains(config, tmp_path):
     main = {"train_colorize.py": train_colorize.main, "train_mean.py": train_mean.main}[script]
     # x2 augmentation, not x10: every flag of the line still runs, on a fifth of the images; a line with
     # --low-res-epochs trains one epoch at half side, then one at full size
-    epochs = ["--epochs", "2", "--low-res-epochs", "1"] if "--low-res-epochs" in flags else ["--epochs", "1"]
+    low_res = script == "train_colorize.py" and train_colorize.parse_args(flags).low_res_epochs > 0
+    epochs = ["--epochs", "2", "--low-res-epochs", "1"] if low_res else ["--epochs", "1"]
+    if script == "train_colorize.py" and not low_res:
+        epochs += ["--low-res-epochs", "0"]
     main([*flags, "--data-dir", str(DATA_DIR), "--limit", "20", *epochs, "--augment-factor", "2",
           "--out-dir", str(tmp_path)])
     name = "colorizer" if script == "train_colorize.py" else "mean_chroma"
@@ -170,9 +173,17 @@ def test_pending_runs_skip_finished_resume_interrupted_and_start_new(tmp_path, m
         (runs / f"colorize_skips_seed{seed}").mkdir(parents=True)
         (runs / f"colorize_skips_seed{seed}" / name).write_text("")
     pending = {run_dir.name: command[2:] for command, run_dir in experiments.pending_runs("final", tmp_path / "runs")}
+    before = experiments.RECIPE_BEFORE  # the recipe the lists were written against, whatever the defaults are now
     assert pending == {
-        "colorize_skips_seed1": ["--skips", "--seed", "1", "--out-dir", str(runs / "colorize_skips_seed1"), "--resume"],
-        "colorize_skips_seed2": ["--skips", "--seed", "2", "--out-dir", str(runs / "colorize_skips_seed2")]}
+        "colorize_skips_seed1": [*before, "--skips", "--seed", "1", "--out-dir", str(runs / "colorize_skips_seed1"),
+                                 "--resume"],
+        "colorize_skips_seed2": [*before, "--skips", "--seed", "2", "--out-dir", str(runs / "colorize_skips_seed2")]}
+    old = train_colorize.parse_args(pending["colorize_skips_seed2"])
+    assert (old.epochs, old.lr, old.lr_schedule, old.crop_min) == (15, 1e-3, "cosine", 0.7)
+    listing.write_text("train_colorize.py --arch fusion --epochs 4 --lr 3e-3 --lr-schedule one-cycle\n")
+    (command, _), = experiments.pending_runs("final", tmp_path / "runs")[:1]
+    new = train_colorize.parse_args(command[2:])  # a line's own flags override the recipe before
+    assert (new.epochs, new.lr, new.lr_schedule, new.crop_min) == (4, 3e-3, "one-cycle", 0.7)
 
 
 def test_crossval_runs_one_fold_each_and_its_table_gives_each_person_once(tmp_path, monkeypatch, capsys):

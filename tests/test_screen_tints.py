@@ -2,6 +2,7 @@
 import torch
 
 import data
+import models
 import neighbours
 import screen_tints
 
@@ -17,20 +18,39 @@ def test_ridge_recovers_a_linear_map_and_regions_move_to_their_targets():
     assert torch.allclose(shifted, ab_norm + 0.25, atol=1e-6)
 
 
+class Fixed(torch.nn.Module):
+    """A "network" whose predictions are given: the screening's own predictions, for models.Borrowed."""
+    side_multiple = 1
+
+    def __init__(self, ab_norm):
+        super().__init__()
+        self.ab_norm = ab_norm
+
+    def forward(self, l_norm):
+        return self.ab_norm
+
+
 def test_estimates_replace_the_tint_as_named(faces):
     rgb = faces[0][:40]
     train_l, train_ab = data.to_network(rgb[:30])
     val_l, val_ab = data.to_network(rgb[30:])
     own = torch.randn(10, 2, 128, 128, generator=torch.Generator().manual_seed(3)) / 10
-    out = screen_tints.estimates(own, val_ab, train_l, train_ab, val_l, 0.1)
+    train_own = torch.randn(30, 2, 128, 128, generator=torch.Generator().manual_seed(4)) / 10
+    out = screen_tints.estimates(own, val_ab, train_l, train_ab, val_l, 0.1, train_own)
     assert torch.equal(out["the network's own tint"], own)
     assert torch.allclose(data.tint(out["the true tint (bound)"]), data.tint(val_ab), atol=1e-6)
     nearest = neighbours.nearest(val_l, neighbours.describe(train_l), 5)
     assert torch.allclose(data.tint(out["mean of the 5 nearest (the default before)"]).flatten(1),
                           data.tint(train_ab).flatten(1)[nearest].mean(1), atol=1e-6)
     index, weights = neighbours.weighted(val_l, neighbours.describe(train_l), 10, 0.1)
-    assert torch.allclose(data.tint(out["the 10 nearest, weighted relative to the nearest (the default)"]).flatten(1),
-                          (weights[..., None] * data.tint(train_ab).flatten(1)[index]).sum(1), atol=1e-6)
+    borrowed = (weights[..., None] * data.tint(train_ab).flatten(1)[index]).sum(1)
+    name = "the 10 nearest, weighted relative to the nearest, T = 0.1 (the default's tint)"
+    assert torch.allclose(data.tint(out[name]).flatten(1), borrowed, atol=1e-6)
+    # the default itself: what models.Borrowed computes from the same bank, with the network's errors on it
+    bank_errors = torch.nn.functional.adaptive_avg_pool2d(train_ab - train_own, 8)
+    lent = models.Borrowed(Fixed(own), neighbours.describe(train_l), data.tint(train_ab), 10, 0.0, 0.1, bank_errors)
+    assert torch.allclose(out["the default's tint + the network's error on them, 8x8 (the default)"], lent(val_l),
+                          atol=1e-5)
     for name, pred in out.items():  # each whole-photo estimate keeps the network's detail around its tint
-        if not name.startswith("per region"):
+        if not name.startswith("per region") and "error" not in name:
             assert torch.allclose(pred - data.tint(pred), own - data.tint(own), atol=1e-5), name

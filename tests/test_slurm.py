@@ -97,6 +97,9 @@ def test_experiment_array_runs_each_configuration(cluster, tmp_path):
     assert [(r["model_args"]["levels"], r["model_args"]["skips"]) for r in runs[:2]] == [(3, False), (4, True)]
     assert runs[2]["model_args"]["features"] == 4 and runs[2]["args"]["split_by"] == "person"
     assert all(r["args"]["val_fraction"] == 0.2 and r["args"]["epochs"] == 1 for r in runs)
+    # a colorizer line trains on the recipe the lists were written against, whatever the defaults are now
+    assert all((r["args"]["lr"], r["args"]["lr_schedule"], r["args"]["crop_min"]) == (1e-3, "cosine", 0.7)
+               for r in runs[:2])
 
 
 def test_crossval_array_task_k_trains_fold_k_of_the_line(cluster, tmp_path):
@@ -125,6 +128,8 @@ def test_experiment_arrays_named_in_the_script_cover_each_lists_lines_exactly():
         assert found and int(found.group(1)) == len(lines) - 1, listing
     folds = re.search(r"CROSSVAL=1 .*sbatch --array=0-(\d+)", script)
     assert folds and int(folds.group(1)) == data.FOLDS - 1
+    before = re.search(r"train_colorize.py\) NAME=colorizer; BEFORE=\((.*?)\) ;;", script)
+    assert before and before.group(1).split() == experiments.RECIPE_BEFORE  # the same recipe as experiments.py
 
 
 def test_multigpu_script_starts_one_process_per_allocated_gpu(cluster, tmp_path):

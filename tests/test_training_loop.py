@@ -134,7 +134,8 @@ def test_weight_decay_shrinks_weights_that_get_no_gradient_and_plain_adam_does_n
     for weight_decay in (0.0, 0.1):
         model = torch.nn.Linear(3, 2)
         before = model.weight.detach().clone()
-        args = train_colorize.parse_args(["--lr", "0.01", "--weight-decay", str(weight_decay)])
+        args = train_colorize.parse_args(["--lr", "0.01", "--lr-schedule", "constant", "--weight-decay",
+                                          str(weight_decay)])
         optimizer, _ = training_loop.make_optimizer(model, args)
         for p in model.parameters():
             p.grad = torch.zeros_like(p)
