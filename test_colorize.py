@@ -79,9 +79,9 @@ def parse_args(argv=None):
                              f"{DEFAULT_NEIGHBOUR_TEMPERATURE:g}); needs the faces the checkpoint was trained on")
     parser.add_argument("--borrow-errors", action=argparse.BooleanOptionalAction,
                         help=f"add to each prediction the network's error on its nearest training photos (true minus "
-                             f"predicted a*b*, their means over a {ERROR_GRID}x{ERROR_GRID} grid, weighted as the "
-                             f"tint): where it errs on a sitting's photos it errs alike on the sitting's others; costs "
-                             f"a pass over the training photos (default: on; needs the faces the checkpoint was "
+                             f"predicted a*b*, their means over a grid of {ERROR_GRID}x{ERROR_GRID} cells, weighted as "
+                             f"the tint): where it errs on a sitting's photos it errs alike on the sitting's others; "
+                             f"costs a pass over the training photos (default: on; needs the faces the checkpoint was "
                              f"trained on)")
     parser.add_argument("--tint-keep", type=train_flags.unit_fraction, metavar="FRACTION",
                         help="keep this fraction of the distance from the borrowed tint to the network's own (1: the "
