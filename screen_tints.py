@@ -81,10 +81,13 @@ def estimates(own, ab_true, train_l, train_ab, val_l, penalty, train_own=None):
     for temperature in (0.03, 0.05, 0.1):
         out[f"distance-weighted, T = {temperature:g}"] = pulled(torch.softmax(-distance / temperature, 1) @ bank_tints)
     default = (test_colorize.DEFAULT_TINT_NEIGHBOURS, test_colorize.DEFAULT_NEIGHBOUR_TEMPERATURE)
+    default_tint = relative(val_l, bank, *default, bank_tints)
     for k, temperature in ((5, 0.1), (10, 0.05), default, (10, 0.2)):
         name = f"the {k} nearest, weighted relative to the nearest, T = {temperature:g}"
-        out[name + (" (the default's tint)" if (k, temperature) == default else "")] = pulled(
-            relative(val_l, bank, k, temperature, bank_tints))
+        if (k, temperature) == default:
+            out[name + " (the default's tint)"] = pulled(default_tint)
+        else:
+            out[name] = pulled(relative(val_l, bank, k, temperature, bank_tints))
     regions = F.adaptive_avg_pool2d(train_ab, neighbours.CELLS)
     out["per region, the 5 nearest"] = region_shift(own, regions[order[:, :5]].mean(1))
     ridge = ridge_tints(bank, bank_tints, described, penalty)
@@ -92,17 +95,19 @@ def estimates(own, ab_true, train_l, train_ab, val_l, penalty, train_own=None):
     out["mean of the ridge and the 5 nearest"] = pulled((ridge + bank_tints[order[:, :5]].mean(1)) / 2)
     out["the true tint (bound)"] = pulled(data.tint(ab_true).flatten(1))
     if train_own is not None:
+        spread = lambda errors: F.interpolate(errors, size=own.shape[-2:], mode="bilinear",  # noqa: E731
+                                              align_corners=False)
         for grid in (4, test_colorize.ERROR_GRID, 16):
-            errors = relative(val_l, bank, *default, F.adaptive_avg_pool2d(train_ab - train_own, grid))
-            corrected = own + F.interpolate(errors, size=own.shape[-2:], mode="bilinear", align_corners=False)
-            out[f"the default's tint + the network's error on them, {grid}x{grid}"
-                + (" (the default)" if grid == test_colorize.ERROR_GRID else "")] = pulled(
-                relative(val_l, bank, *default, bank_tints), corrected)
-            if grid == test_colorize.ERROR_GRID:
-                plain = F.adaptive_avg_pool2d(train_ab - train_own, grid)[order[:, :5]].mean(1)
-                out[f"mean of the 5 nearest + their errors, {grid}x{grid}"] = pulled(
-                    bank_tints[order[:, :5]].mean(1), own + F.interpolate(plain, size=own.shape[-2:],
-                                                                          mode="bilinear", align_corners=False))
+            grid_errors = F.adaptive_avg_pool2d(train_ab - train_own, grid)
+            corrected = own + spread(relative(val_l, bank, *default, grid_errors))
+            if grid != test_colorize.ERROR_GRID:
+                out[f"the default's tint + the network's error on them, {grid}x{grid}"] = pulled(default_tint,
+                                                                                                   corrected)
+                continue
+            out[f"the default's tint + the network's error on them, {grid}x{grid} (the default)"] = pulled(
+                default_tint, corrected)
+            out[f"mean of the 5 nearest + their errors, {grid}x{grid}"] = pulled(
+                bank_tints[order[:, :5]].mean(1), own + spread(grid_errors[order[:, :5]].mean(1)))
     return out
 
 
