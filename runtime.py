@@ -37,14 +37,12 @@ def pick_device(name):
     return torch.device(name)
 
 
-def native_bf16(device):
-    """Whether `device` multiplies bfloat16 natively, which is where bfloat16 autocast trains faster than float32: a
-    CUDA GPU with bfloat16 units (Ampere and later; not the emulation older ones offer), or a CPU with AMX tiles.
-    AVX-512 BF16 alone is not enough: there oneDNN's bfloat16 convolutions took 1.8x the float32 time (README,
-    Speed)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    return torch.cpu._is_amx_tile_supported()
+def default_bf16(device):
+    """Whether bfloat16 autocast is the default on `device`: where it was measured faster than float32, a CPU with
+    AMX tiles. AVX-512 BF16 alone is not enough (oneDNN's bfloat16 convolutions took 1.8x the float32 time, README,
+    Speed), and on a CUDA GPU these networks at batch 10 wait on kernel launches, not on the matrix units: on an
+    H200 the loop ran at 3 % of the float32 peak and bfloat16 at 0.88x float32's speed (docs/gpu.md)."""
+    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
 
 
 def precision_name(bf16):

@@ -117,10 +117,9 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                         help="train in bfloat16 autocast (forward pass; weights and optimiser stay float32), or "
-                             "force float32 with --no-bf16. Default: bfloat16 where the hardware multiplies it "
-                             "natively (a CUDA GPU from Ampere on, or a CPU with AMX; bench.py's first lines say "
-                             "which), float32 elsewhere, as on a CPU without AMX, where bfloat16 is slower "
-                             "(README, Speed); the start line says which runs")
+                             "force float32 with --no-bf16. Default: bfloat16 on a CPU with AMX (bench.py's first "
+                             "lines say which), float32 elsewhere: on a CPU without AMX and on a CUDA GPU bfloat16 "
+                             "was slower (docs/speed.md, docs/gpu.md); the start line says which runs")
     parser.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
                         help="evaluate and save an exponential moving average of the weights, updated after every "
                              "step with this decay, e.g. 0.999 (0: off; beyond the spec)")

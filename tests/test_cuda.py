@@ -52,11 +52,12 @@ def test_checkpoints_cross_between_gpu_and_cpu(tmp_path):
     """Written on the GPU: evaluated and resumed on the CPU; and the reverse. Same test MSE on both devices."""
     for trained_on, other in (("cuda", "cpu"), ("cpu", "cuda")):
         out = tmp_path / trained_on
-        _train(out, "--device", trained_on)
+        _train(out, "--device", trained_on, "--lr-schedule", "cosine")  # a one-cycle run cannot be extended
         checkpoint = out / "colorizer.pt"
         on_cpu, on_gpu = (_test_mse(checkpoint, device, tmp_path / "pngs") for device in ("cpu", "cuda"))
         assert on_cpu == pytest.approx(on_gpu, abs=0.05)
-        resumed = run_script("train_colorize.py", *TINY[:-1], 2, "--device", other, "--resume", "--out-dir", out)
+        resumed = run_script("train_colorize.py", *TINY[:-1], 2, "--device", other, "--lr-schedule", "cosine",
+                             "--resume", "--out-dir", out)
         assert resumed.returncode == 0, resumed.stderr
         assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
 
@@ -102,5 +103,6 @@ def test_an_epoch_waits_for_the_gpu_only_at_its_end(steps, capsys):
             training_loop.train_epoch(model, optimizer, x, y, 10, 1, 0, StopFlag())
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    # the first use in a process also warns that the debug mode is a prototype: not a sync
+    syncs = [w for w in caught if "called a synchronizing" in str(w.message)]
     assert len(syncs) <= 3, [str(w.message) for w in syncs]  # reading the losses at the end, whatever `steps` is
