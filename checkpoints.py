@@ -1,7 +1,8 @@
 """Checkpoint files: what a checkpoint holds, writing it atomically, loading it safely, and runs not overwritten.
 
 Owner of: the checkpoint dict (state_dicts, with --ema the averaged and the trained weights, model arguments,
-flags, split names, metrics, the position inside an epoch) and its model-only form for shipping, atomic save,
+flags, split names, metrics, the position inside an epoch) and its model-only form for shipping (to which
+experiments.py ship adds what a colorizer's training photos lend it, "lent": test_colorize.Lent), atomic save,
 weights_only load with one-line reasons for files that are not checkpoints, and the refusal to start a new run
 in a folder that already holds one.
 """

@@ -50,6 +50,7 @@ import checkpoints
 import data
 import output_files
 import test_colorize
+import train_colorize
 from models import COLORIZERS
 
 matplotlib.use("Agg")
@@ -200,15 +201,20 @@ def table(stage, runs_dir):
               f"{spread([s['train_seconds'] / 60 for s in summaries], 1)} |")
 
 
-def validation_mse(run_dir):
-    """The validation MSE of a screening run as test_colorize.py evaluates it by default (borrowed error and tint,
-    faded)."""
-    done = subprocess.run([sys.executable, "test_colorize.py", "--checkpoint", str(run_dir / "colorizer.pt"),
-                           "--split", "val", "--pngs", "0"], cwd=HERE, capture_output=True, text=True)
-    found = re.search(r"^val: \d+ images, .* mean ([\d.]+) ", done.stdout, re.M)
-    if done.returncode != 0 or not found:
-        raise SystemExit(f"error: {run_dir}: test_colorize.py failed: {done.stderr.strip()[-300:]}")
-    return float(found.group(1))
+def validation_mse(run_dir, faces):
+    """The validation MSE of a screening run as `test_colorize.py --split val` evaluates it by default (borrowed error
+    and tint, faded: test_colorize.default_stages), in this process, so that the faces are read once for all runs."""
+    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
+    rgb, names = faces
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["val_names"])])
+    with torch.no_grad():
+        predicted = test_colorize.default_stages(model, checkpoint, faces).default(l_norm)
+    return data.mean_scores(l_norm, predicted, ab_norm)["mse"]
+
+
+def is_default(words):
+    """Whether a recipes.txt line (RECIPE_BEFORE, then its flags) trains as train_colorize.py does without flags."""
+    return vars(train_colorize.parse_args([*RECIPE_BEFORE, *words[1:]])) == vars(train_colorize.parse_args([]))
 
 
 def whole_run_minutes(bench_log):
@@ -238,17 +244,18 @@ def recipe_costs(bench_logs, default_flags):
 def frontier(runs_dir, bench_logs, out):
     """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (as test_colorize.py
     runs) on the image split's validation photos and on the validation people (where screened), against the cost of
-    its whole run relative to the reference recipe's (the first line: the default before 2026-12-04) in the same
+    its whole run relative to the reference recipe's (the first line: the recipe before 2026-12-04) in the same
     saved `bench.py --networks` table (recipe_costs); prints the table and writes the PNG `out`."""
     recipes = read_configs(STAGES["screen-recipes"]["list"])
     costs = recipe_costs(bench_logs, " ".join(recipes[0][1:]))
+    faces = data.load_faces()
     points = []
     for words in recipes:
         flags = " ".join(words[1:])
         dirs = [runs_dir / stage / f"{slug(words)}_seed0" for stage in ("screen-recipes", "screen-recipes-newfaces")]
-        figures = [validation_mse(d) if summary_path(d, words).exists() else None for d in dirs]
+        figures = [validation_mse(d, faces) if summary_path(d, words).exists() else None for d in dirs]
         if flags in costs and any(figures):
-            points.append((flags, costs[flags], *figures))
+            points.append((flags, costs[flags], *figures, is_default(words)))
     if not points:
         raise SystemExit(f"error: no recipe has a screening run in {runs_dir} and a whole-run row in "
                          f"{', '.join(map(str, bench_logs))}")
@@ -256,8 +263,9 @@ def frontier(runs_dir, bench_logs, out):
     print("| | recipe (`train_colorize.py` flags) | whole run (min) | cost | bench table | validation MSE, seen "
           "people | new people |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for number, (flags, (minutes, cost, log), seen, new) in enumerate(points, 1):
-        print(f"| {number} | `{flags}` | {minutes:.1f} | {cost:.2f} | {log} | {shown(seen)} | {shown(new)} |")
+    for number, (flags, (minutes, cost, log), seen, new, default) in enumerate(points, 1):
+        role = " (the recipe before)" if number == 1 else " (the default)" if default else ""
+        print(f"| {number} | `{flags}`{role} | {minutes:.1f} | {cost:.2f} | {log} | {shown(seen)} | {shown(new)} |")
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for ax, column, title in zip(axes, (2, 3), ("seen people (image split)", "new people (person split)")):
         # a recipe that failed outright would squash the others: it is drawn at the top edge with its figure
@@ -265,22 +273,24 @@ def frontier(runs_dir, bench_logs, out):
         for number, point in enumerate(points, 1):
             if point[column] is None:
                 continue
-            cost, figure = point[1][1], point[column]
+            cost, figure, default = point[1][1], point[column], point[4]
             off = top is not None and figure > top
             label = f"{number} ({figure:.0f})" if off else str(number)
             figure = top if off else figure
-            ax.plot(cost, figure, "^" if off else "s" if number == 1 else "o", color="C3" if number == 1 else "C0")
+            marker, color = ("^", "C0") if off else ("s", "C3") if number == 1 else ("*", "C2") if default else (
+                "o", "C0")
+            ax.plot(cost, figure, marker, color=color, markersize=12 if default else 6)
             ax.annotate(label, (cost, figure), textcoords="offset points", xytext=(5, -12 if off else 5))
         if top is not None:
             ax.set_ylim(top=top * 1.02)
         ax.axvline(1 / 3, color="0.6", linestyle="--", linewidth=1)
-        ax.set(xlabel="whole training run, relative to the default's (bench.py, side by side)",
+        ax.set(xlabel="whole training run, relative to the recipe before's (bench.py, side by side)",
                ylabel="validation MSE (as test_colorize.py runs)",
                title=f"validation photos of {title}")
         ax.grid(alpha=0.3)
-    fig.suptitle("Time to quality of the training recipes (experiments/recipes.txt): the numbers are the rows of "
-                 "`experiments.py frontier`'s table;\n1 (square) is the default recipe; dashed: a third of its cost; "
-                 "a triangle: off the scale, its figure in brackets")
+    fig.suptitle("Time to quality of the training recipes (experiments/recipes.txt; numbers: the rows of "
+                 "`experiments.py frontier`)\n1 (square): the recipe before 2026-12-04; star: the default since; "
+                 "dashed: a third of the cost; triangle: off the scale")
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=100)
@@ -343,15 +353,21 @@ SHIPPED = {"colorizer": (COLORIZERS, "train_colorize.log"), "mean_chroma": ("Mea
 
 
 def ship(run_dir, to_dir):
-    """Make a finished run the shipped model: <to_dir>/<name>.pt without the state only resuming needs, its CSV
+    """Make a finished run the shipped model: <to_dir>/<name>.pt without the state only resuming needs, a colorizer
+    with what its training photos lend (test_colorize.Lent, so that it borrows and fades without the faces), its CSV
     log, loss curve and summary, and its train.log without the progress lines."""
     name = next((name for name in SHIPPED if (run_dir / f"{name}_summary.json").exists()), None)
     if name is None:
         raise SystemExit(f"error: {run_dir}: no finished run (no colorizer_summary.json or mean_chroma_summary.json)")
     kinds, log_name = SHIPPED[name]
-    checkpoint = checkpoints.load_checkpoint(run_dir / f"{name}.pt", "cpu", kinds)
+    checkpoint = checkpoints.model_only(checkpoints.load_checkpoint(run_dir / f"{name}.pt", "cpu", kinds))
+    if name == "colorizer":
+        model, _ = test_colorize.load_colorizer(run_dir / f"{name}.pt", "cpu")
+        if not test_colorize.needs_exemplar(model):  # an exemplar network needs the photos' maps: the faces
+            faces = data.load_faces(checkpoint["args"].get("data_dir"))
+            checkpoint["lent"] = test_colorize.lent_by(model, test_colorize.training_bank(checkpoint, faces))._asdict()
     to_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints.save_checkpoint(to_dir / f"{name}.pt", checkpoints.model_only(checkpoint))
+    checkpoints.save_checkpoint(to_dir / f"{name}.pt", checkpoint)
     for extra in (f"{name}.csv", f"{name}_loss.png", f"{name}_summary.json"):
         if (run_dir / extra).exists():
             shutil.copyfile(run_dir / extra, to_dir / extra)

@@ -14,7 +14,10 @@ units^2). The estimators:
 - a ridge regression from the descriptor to the tint, fitted on the training photos, and its mean with the 5 nearest;
 - the network's own tint, and the true tint (the bound a perfect estimate would reach);
 - the tint of the default, or the mean of the 5 nearest, plus the network's error on those photos (true minus
-  predicted a*b*, averaged over a G x G grid, weighted as the tint), G = 4, 8 (the default), 16.
+  predicted a*b*, averaged over a G x G grid, weighted as the tint), G = 4, 8 (the default), 16;
+- the default with the errors borrowed only from a sitting that looks seen: all of them where the nearest training
+  photo is within FAMILIAR[0], none beyond FAMILIAR[1], a linear share between (a face never seen has no sitting
+  of its own in the bank, so the errors it borrows are other people's).
 
     python screen_tints.py      # about a minute on a 2-core CPU
 """
@@ -30,6 +33,11 @@ import neighbours
 import runtime
 import test_colorize
 import train_flags
+
+
+# about the median distances of a training photo to its nearest photo of the same person and to its nearest of
+# another person (nearest_medians: printed below the table)
+FAMILIAR = (0.85, 1.2)
 
 
 def parse_args(argv=None):
@@ -106,15 +114,26 @@ def estimates(own, ab_true, train_l, train_ab, val_l, penalty, train_own=None):
                 continue
             out[f"the default's tint + the network's error on them, {grid}x{grid} (the default)"] = pulled(
                 default_tint, corrected)
+            seen = ((FAMILIAR[1] - distance.amin(1)) / (FAMILIAR[1] - FAMILIAR[0])).clamp(0, 1)[:, None, None, None]
+            out[f"the default, errors only from a seen sitting (nearest within {FAMILIAR[0]:g}, none beyond "
+                f"{FAMILIAR[1]:g})"] = pulled(default_tint, own + seen * (corrected - own))
             out[f"mean of the 5 nearest + their errors, {grid}x{grid}"] = pulled(
                 bank_tints[order[:, :5]].mean(1), own + spread(grid_errors[order[:, :5]].mean(1)))
     return out
 
 
+def nearest_medians(bank, people):
+    """The median distance of a bank photo to its nearest other photo of the same person, and to its nearest photo of
+    another person."""
+    distance = torch.cdist(bank, bank).fill_diagonal_(float("inf"))
+    same = torch.tensor([[a == b for b in people] for a in people])
+    return [distance.masked_fill(mask, float("inf")).amin(1).median().item() for mask in (~same, same)]
+
+
 def main(argv=None):
     args = parse_args(argv)
     rgb, names = data.load_faces(args.data_dir)
-    columns = []
+    columns, medians = [], []
     for path in (args.image_run, args.people_run):
         model, checkpoint = test_colorize.load_colorizer(path / "colorizer.pt", "cpu")
         if not checkpoint.get("val_names"):
@@ -125,9 +144,14 @@ def main(argv=None):
             train_own = torch.cat([model(part) for part in train_l.split(50)])
             predictions = estimates(model(val_l), val_ab, train_l, train_ab, val_l, args.ridge, train_own)
         columns.append({name: data.ab_mse_raw(pred, val_ab).mean().item() for name, pred in predictions.items()})
+        people = data.people_of(checkpoint["train_names"], args.data_dir)
+        medians.append(nearest_medians(neighbours.describe(train_l), people))
     print("| what the nearest photos lend | validation MSE, seen people | validation people |\n| --- | --- | --- |")
     for name in columns[0]:
         print(f"| {name} | {columns[0][name]:.2f} | {columns[1][name]:.2f} |")
+    for split, (own_person, other_person) in zip(("image", "person"), medians):
+        print(f"\nthe {split} split's training photos: median distance to the nearest other photo of the same person "
+              f"{own_person:.2f}, to the nearest of another person {other_person:.2f}")
 
 
 if __name__ == "__main__":

@@ -250,6 +250,30 @@ def borrowed(model, bank, k=DEFAULT_TINT_NEIGHBOURS, keep=0.0, temperature=DEFAU
     return Borrowed(model, bank.descriptors, bank_tints(bank.ab_norm), k, keep, temperature, lent).eval()
 
 
+class Lent(NamedTuple):
+    """What the training photos lend a prediction: their descriptors (neighbours.describe; FadedUnfamiliar compares
+    with them too), true tints (N x 2) and the network's error on them (bank_errors; None when not borrowed)."""
+    descriptors: torch.Tensor
+    tints: torch.Tensor
+    errors: torch.Tensor | None
+
+
+def lent_by(model, bank, errors=True):
+    """The Lent of a PhotoBank to `model` (in eval mode), with the model's errors on its photos if `errors`."""
+    return Lent(bank.descriptors, bank_tints(bank.ab_norm), bank_errors(model, bank) if errors else None)
+
+
+def carried(model, checkpoint):
+    """The Lent a shipped checkpoint carries ("lent": experiments.py ship), so that it borrows and fades without the
+    faces and without a pass over them, or None: also where `model` is not the network it was computed with (several
+    checkpoints averaged, the mirror averaging switched) or needs the photos' maps (exemplar input)."""
+    lent = checkpoint.get("lent")
+    if lent is None or isinstance(model, AveragedColorizers) or needs_exemplar(model) or \
+            model.args["flip_average"] != checkpoint["model_args"]["flip_average"]:
+        return None
+    return Lent(lent["descriptors"], lent["tints"], lent["errors"])
+
+
 def training_bank(checkpoint, faces):
     """photo_bank of the un-augmented images `checkpoint` was trained on."""
     rgb, names = faces
@@ -317,37 +341,44 @@ def with_training_photos(model, checkpoint, faces, args):
     fade = DEFAULT_FADE if args.fade_unfamiliar is None else args.fade_unfamiliar
     if keep == 1 and not errors and not fade and not needs_exemplar(model):
         return model
-    try:
-        faces = faces or data.load_faces(args.data_dir)
-    except data.DataError as err:
-        given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours), ("--tint-keep", args.tint_keep),
-                                          ("--neighbour-temperature", args.neighbour_temperature),
-                                          ("--borrow-errors", args.borrow_errors),
-                                          ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
-        if given:
-            raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
-        blind = needs_exemplar(model)
-        print(f"note: each prediction keeps the network's own colours (--tint-keep 1 --no-borrow-errors "
-              f"--no-fade-unfamiliar){' and has no exemplar input (zeros)' if blind else ''}: borrowing from the "
-              f"nearest training photos{', the exemplar' if blind else ''} and fading unfamiliar regions need the "
-              f"faces the model was trained on: {err}", file=sys.stderr)
-        return exemplared(model)
-    bank = training_bank(checkpoint, faces)
-    model = exemplared(model, bank.descriptors, bank.ab_norm)
+    lent = carried(model, checkpoint)
+    if lent is not None:
+        print("what the training photos lend: carried by the checkpoint")
+    else:
+        try:
+            faces = faces or data.load_faces(args.data_dir)
+        except data.DataError as err:
+            given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours),
+                                              ("--tint-keep", args.tint_keep),
+                                              ("--neighbour-temperature", args.neighbour_temperature),
+                                              ("--borrow-errors", args.borrow_errors),
+                                              ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
+            if given:
+                raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
+            blind = needs_exemplar(model)
+            print(f"note: each prediction keeps the network's own colours (--tint-keep 1 --no-borrow-errors "
+                  f"--no-fade-unfamiliar){' and has no exemplar input (zeros)' if blind else ''}: borrowing from the "
+                  f"nearest training photos{', the exemplar' if blind else ''} and fading unfamiliar regions need "
+                  f"the faces the model was trained on: {err}", file=sys.stderr)
+            return exemplared(model)
+        bank = training_bank(checkpoint, faces)
+        model = exemplared(model, bank.descriptors, bank.ab_norm)
+        lent = lent_by(model, bank, errors)
     device = next(model.parameters()).device
     if keep < 1 or errors:
-        nearest = f"its {min(k, len(bank.descriptors))} nearest training photos (temperature {temperature:g})"
+        nearest = f"its {min(k, len(lent.descriptors))} nearest training photos (temperature {temperature:g})"
         if errors:
             print(f"each prediction: plus the network's error on {nearest}, on a grid of "
                   f"{ERROR_GRID}x{ERROR_GRID} cells")
         if keep < 1:
             print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the weighted true tint of "
                   f"{nearest}{' to its own' if keep else ''}")
-        model = borrowed(model, bank, k, keep, temperature, errors)
+        model = Borrowed(model, lent.descriptors, lent.tints, k, keep, temperature,
+                         lent.errors if errors else None).eval()
     if fade:
         print(f"each region's colour fades where it looks unlike every training photo's (all kept within "
               f"{fade[0]:g} of the nearest, none beyond {fade[1]:g})")
-        model = FadedUnfamiliar(model, bank.descriptors, *fade)
+        model = FadedUnfamiliar(model, lent.descriptors, *fade)
     return model.to(device).eval()
 
 

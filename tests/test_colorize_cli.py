@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import data
+import experiments
 import neighbours
 import test_colorize
 from models import Exemplared, FadedUnfamiliar
@@ -189,6 +190,29 @@ def test_each_prediction_borrows_the_error_and_tint_of_its_nearest_training_phot
         own = test_colorize.colorize(model, face_rgb, 256)
     colorized = torch.from_numpy(cv2.imread(str(tmp_path / "out3" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
     assert (colorized.float() - own * 255).abs().max() <= 1.0
+
+
+def test_a_shipped_model_borrows_and_fades_without_the_faces_as_with_them(trained, tmp_path, capsys):
+    """experiments.py ship stores what the training photos lend (test_colorize.Lent) in the checkpoint: an --input
+    photo then comes out the same without the faces as the run's own checkpoint gives with them; with the mirror
+    averaging switched the stored errors are not the network's, so the faces are needed again."""
+    out, _ = trained
+    experiments.ship(out, tmp_path / "shipped")
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), cv2.imread(str(DATA_DIR / "image00044.jpg")))
+    colorized = {}
+    for name, checkpoint, data_dir in (("with", out, DATA_DIR), ("without", tmp_path / "shipped", tmp_path / "none")):
+        test_colorize.main(["--checkpoint", str(checkpoint / "colorizer.pt"), "--data-dir", str(data_dir),
+                            "--input", str(face), "--out-dir", str(tmp_path / name)])
+        colorized[name] = cv2.imread(str(tmp_path / name / "face.png")).astype(int)
+    assert "what the training photos lend: carried by the checkpoint" in capsys.readouterr().out
+    assert (colorized["with"] != cv2.imread(str(face)).astype(int)).any()  # coloured, not the input copied
+    assert abs(colorized["with"] - colorized["without"]).max() <= 1
+    test_colorize.main(["--checkpoint", str(tmp_path / "shipped" / "colorizer.pt"), "--data-dir",
+                        str(tmp_path / "none"), "--flip-average", "--input", str(face), "--out-dir",
+                        str(tmp_path / "flipped")])  # trained and shipped without it
+    assert re.search(r"^note: each prediction keeps the network's own colours .*: no such folder$",
+                     capsys.readouterr().err, re.M)
 
 
 def test_default_stages_are_what_test_colorize_runs_stage_by_stage(trained, capsys):

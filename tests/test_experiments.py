@@ -235,8 +235,13 @@ def test_ship_makes_a_finished_run_the_shipped_model_without_what_only_resuming_
     experiments.main(["ship", str(run), "--to", str(shipped_dir)])
     full = torch.load(run / "colorizer.pt", weights_only=True)
     shipped = torch.load(shipped_dir / "colorizer.pt", weights_only=True)
-    assert set(full) - set(shipped) == {"optimizer", "scheduler"}
+    assert set(full) - set(shipped) == {"optimizer", "scheduler"} and set(shipped) - set(full) == {"lent"}
     assert all(torch.equal(shipped["model"][k], full["model"][k]) for k in full["model"])
+    model, checkpoint = test_colorize.load_colorizer(run / "colorizer.pt", "cpu")
+    bank = test_colorize.training_bank(checkpoint, data.load_faces(DATA_DIR))
+    assert len(shipped["lent"]["descriptors"]) == len(checkpoint["train_names"]) == 18
+    for key, value in test_colorize.lent_by(model, bank)._asdict().items():
+        assert torch.equal(shipped["lent"][key], value), key
     assert (shipped_dir / "colorizer.pt").stat().st_size < 0.5 * (run / "colorizer.pt").stat().st_size
     assert (shipped_dir / "train_colorize.log").read_text() == "header\nepoch   1  train MSE 9\n"
     assert (shipped_dir / "colorizer.csv").read_bytes() == (run / "colorizer.csv").read_bytes()
@@ -291,7 +296,7 @@ def test_a_run_refused_because_it_is_still_going_elsewhere_keeps_that_runs_log(t
 def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_figures(tmp_path, monkeypatch,
                                                                                        capsys):
     """`experiments.py frontier`: a recipe is plotted when a screening run is finished and a saved bench table has
-    its whole-run row; its cost is read relative to the first line's (today's recipe) in the same table."""
+    its whole-run row; its cost is read relative to the first line's (the recipe before) in the same table."""
     lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
     first, second, third = lines[:3]
     both = ("screen-recipes", "screen-recipes-newfaces")
@@ -304,7 +309,7 @@ def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_f
                for stage, words, value in (("screen-recipes", first, 8.0), ("screen-recipes-newfaces", first, 30.0),
                                            ("screen-recipes", second, 10.0),
                                            ("screen-recipes-newfaces", second, 33.0), ("screen-recipes", third, 9.0))}
-    monkeypatch.setattr(experiments, "validation_mse", figures.__getitem__)
+    monkeypatch.setattr(experiments, "validation_mse", lambda run_dir, faces: figures[run_dir])
     rows = lambda table: "".join(f"[{' '.join(words[1:])}] whole run: {n} epochs x (fresh draw + loop)   "  # noqa: E731
                                  f"{n} x (6.0 + 100) s = {minutes} min\n" for words, n, minutes in table)
     first_log, second_log = tmp_path / "bench.log", tmp_path / "bench_later.log"
@@ -313,11 +318,28 @@ def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_f
     second_log.write_text(rows(((first, 15, 13.0), (second, 4, 1.0), (third, 4, 3.9))))
     experiments.frontier(tmp_path, [first_log, second_log], tmp_path / "frontier.png")
     printed = capsys.readouterr().out
-    assert f"| 1 | `{' '.join(first[1:])}` | 26.5 | 1.00 | bench.log | 8.00 | 30.00 |" in printed
+    assert f"| 1 | `{' '.join(first[1:])}` (the recipe before) | 26.5 | 1.00 | bench.log | 8.00 | 30.00 |" in printed
     assert f"| 2 | `{' '.join(second[1:])}` | 7.1 | 0.27 | bench.log | 10.00 | 33.00 |" in printed
     assert f"| 3 | `{' '.join(third[1:])}` | 3.9 | 0.30 | bench_later.log | 9.00 | - |" in printed  # one split
     assert " ".join(lines[3][1:]) not in printed  # benched but not screened
     assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_frontier_finds_the_one_recipe_that_trains_as_the_defaults_do():
+    lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
+    defaults = [" ".join(words[1:]) for words in lines if experiments.is_default(words)]
+    assert defaults == ["--arch fusion --epochs 4 --lr 3e-3 --lr-schedule one-cycle --crop-min 0.9"]
+    assert not experiments.is_default(lines[0])  # the recipe before
+
+
+def test_validation_mse_is_what_test_colorize_prints_for_the_validation_split(tmp_path, faces, capsys):
+    run = tmp_path / "run"
+    train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "60", "--width", "4", "--epochs", "1",
+                         "--augment-factor", "2", "--val-fraction", "0.2", "--out-dir", str(run)])
+    test_colorize.main(["--checkpoint", str(run / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--split", "val",
+                        "--pngs", "0", "--out-dir", str(tmp_path / "pngs")])
+    shown = float(re.search(r"^val: \d+ images, .* mean ([\d.]+) ", capsys.readouterr().out, re.M).group(1))
+    assert experiments.validation_mse(run, faces) == pytest.approx(shown, abs=0.005)
 
 
 def test_frontier_refuses_a_bench_table_without_the_default_recipe(tmp_path):
