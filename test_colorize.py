@@ -327,13 +327,37 @@ def evaluate_dataset(model, checkpoint, faces, args, out_dir):
         print(f"PNGs in {out_dir}")
 
 
+def lent_by_faces(model, checkpoint, faces, args, errors):
+    """(`model` given its exemplar input if it takes one, the Lent of its training photos, with its errors on them if
+    `errors`), from the faces (read here if `faces` is None). Where they are missing: a DataError if a flag asked
+    for what they lend, else a note and (`model`, None)."""
+    try:
+        faces = faces or data.load_faces(args.data_dir)
+    except data.DataError as err:
+        given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours), ("--tint-keep", args.tint_keep),
+                                          ("--neighbour-temperature", args.neighbour_temperature),
+                                          ("--borrow-errors", args.borrow_errors),
+                                          ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
+        if given:
+            raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
+        blind = needs_exemplar(model)
+        print(f"note: each prediction keeps the network's own colours (--tint-keep 1 --no-borrow-errors "
+              f"--no-fade-unfamiliar){' and has no exemplar input (zeros)' if blind else ''}: borrowing from the "
+              f"nearest training photos{', the exemplar' if blind else ''} and fading unfamiliar regions need the "
+              f"faces the model was trained on: {err}", file=sys.stderr)
+        return exemplared(model), None
+    bank = training_bank(checkpoint, faces)
+    model = exemplared(model, bank.descriptors, bank.ab_norm)
+    return model, lent_by(model, bank, errors)
+
+
 def with_training_photos(model, checkpoint, faces, args):
     """`model` with what its training photos tell: each prediction lent its nearest training photos' weighted error
     and tint (Borrowed: --tint-neighbours, --neighbour-temperature, --borrow-errors, --tint-keep), then its colour
     faded in the regions that look unlike every training photo (FadedUnfamiliar: --fade-unfamiliar). --tint-keep 1,
-    --no-borrow-errors and --no-fade-unfamiliar leave each out; by default all are left out, which a note says, where
-    the faces (read here if `faces` is None) are missing. A network trained with exemplar input gets it first
-    (exemplared; zeros without the faces)."""
+    --no-borrow-errors and --no-fade-unfamiliar leave each out. What they need comes from the checkpoint where it
+    carries it (a shipped one: carried), else from the faces (lent_by_faces; without them all are left out, which a
+    note says). A network trained with exemplar input gets it first (exemplared; zeros without the faces)."""
     keep = 0.0 if args.tint_keep is None else args.tint_keep
     errors = args.borrow_errors is not False
     k = args.tint_neighbours or DEFAULT_TINT_NEIGHBOURS
@@ -345,25 +369,9 @@ def with_training_photos(model, checkpoint, faces, args):
     if lent is not None:
         print("what the training photos lend: carried by the checkpoint")
     else:
-        try:
-            faces = faces or data.load_faces(args.data_dir)
-        except data.DataError as err:
-            given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours),
-                                              ("--tint-keep", args.tint_keep),
-                                              ("--neighbour-temperature", args.neighbour_temperature),
-                                              ("--borrow-errors", args.borrow_errors),
-                                              ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
-            if given:
-                raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
-            blind = needs_exemplar(model)
-            print(f"note: each prediction keeps the network's own colours (--tint-keep 1 --no-borrow-errors "
-                  f"--no-fade-unfamiliar){' and has no exemplar input (zeros)' if blind else ''}: borrowing from the "
-                  f"nearest training photos{', the exemplar' if blind else ''} and fading unfamiliar regions need "
-                  f"the faces the model was trained on: {err}", file=sys.stderr)
-            return exemplared(model)
-        bank = training_bank(checkpoint, faces)
-        model = exemplared(model, bank.descriptors, bank.ab_norm)
-        lent = lent_by(model, bank, errors)
+        model, lent = lent_by_faces(model, checkpoint, faces, args, errors)
+        if lent is None:
+            return model
     device = next(model.parameters()).device
     if keep < 1 or errors:
         nearest = f"its {min(k, len(lent.descriptors))} nearest training photos (temperature {temperature:g})"

@@ -133,11 +133,12 @@ def train_epoch(model, optimizer, x, y, batch_size, epoch, seed, stop, skip_step
 
 @torch.no_grad()
 def predict(model, x, batch_size):
-    """Model outputs for all of x, in eval mode, without autograd and in mini-batches; the model is back in train
-    mode afterwards."""
+    """Model outputs for all of x, in eval mode, without autograd and in mini-batches; the model is back in the mode
+    it was in afterwards (training goes on in train mode; a colorizer being tested stays in eval mode)."""
+    was_training = model.training
     model.eval()
     out = torch.cat([model(part) for part in x.split(batch_size)])
-    model.train()
+    model.train(was_training)
     return out
 
 

@@ -135,6 +135,17 @@ def test_bfloat16_is_the_default_on_a_cpu_with_amx_alone_not_on_a_gpu():
     assert runtime.default_bf16(torch.device("cpu")) == torch.cpu._is_amx_tile_supported()
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_predict_runs_in_eval_mode_and_leaves_the_model_in_the_mode_it_found(training):
+    model = models.Colorizer(2, [4]).train(training)
+    x = torch.rand(6, 1, 16, 16)
+    out = training_loop.predict(model, x, 4)
+    assert model.training == training
+    with torch.no_grad():
+        expected = model.eval()(x)
+    assert torch.equal(out, expected) and not out.requires_grad  # BatchNorm's running statistics, no autograd
+
+
 def test_weight_decay_shrinks_weights_that_get_no_gradient_and_plain_adam_does_not():
     shrunk = {}
     for weight_decay in (0.0, 0.1):
