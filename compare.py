@@ -1,5 +1,7 @@
 """Side-by-side comparison of colorizers on the same test faces: one row per face, columns grayscale input, each
-checkpoint's colorization, ground truth, under a labelled header.
+checkpoint's colorization, ground truth, under a labelled header. Each checkpoint colorizes as test_colorize.py
+runs it by default (what its nearest training photos lend, faded where a face looks unfamiliar:
+test_colorize.default_stages), or with --own-colours as its network alone.
 
 Owner of the comparison figure only; models are loaded and images written with test_colorize's helpers. The
 checkpoints must share a test split (trained with the same --seed and --split-by).
@@ -32,6 +34,8 @@ def parse_args(argv=None):
                         help="test faces (rows), from the split's start")
     parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
                                            "else ../shared/face_images)")
+    parser.add_argument("--own-colours", action="store_true",
+                        help="each network's own colours, without what its training photos lend")
     parser.add_argument("--out", default="outputs/comparison.png", help="PNG to write")
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.checkpoints):
@@ -55,12 +59,14 @@ def main(argv=None):
     models = [test_colorize.load_colorizer(path, device) for path in args.checkpoints]
     test_colorize.check_same_split(args.checkpoints, [checkpoint for _, checkpoint in models], ("test",))
     test_names = models[0][1]["test_names"][:args.faces]
-    rgb, names = data.load_faces(args.data_dir)
-    rgb = rgb[data.select_by_name(names, test_names)]
+    faces = data.load_faces(args.data_dir)
+    rgb = faces[0][data.select_by_name(faces[1], test_names)]
     l_norm, _ = data.to_network(rgb)
     l_raw = l_norm * data.L_SCALE
     columns = [data.merge_lab(l_raw, torch.zeros_like(l_raw).expand(-1, 2, -1, -1))]
-    for model, _ in models:
+    for model, checkpoint in models:
+        if not args.own_colours:
+            model = test_colorize.default_stages(model, checkpoint, faces).default.to(device)
         ab_norm = training_loop.predict(model, l_norm.to(device), len(l_norm)).float().cpu()
         columns.append(data.merge_lab(l_raw, data.denormalize_ab(ab_norm)))
     columns.append(rgb)

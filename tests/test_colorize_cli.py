@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import compare
 import data
 import experiments
 import neighbours
@@ -415,6 +416,24 @@ def test_comparison_image_has_labelled_columns_from_gray_to_truth(trained, tmp_p
     truth = cv2.cvtColor(cv2.imread(str(DATA_DIR / names[0])), cv2.COLOR_BGR2RGB)
     assert np.abs(body[:128, 384:] - truth).mean() < 1.0  # last column: ground truth
     assert (image[:header] < 128).any()  # the labels are drawn
+
+
+def test_comparison_shows_each_network_as_test_colorize_runs_it_or_its_own_colours(trained, tmp_path):
+    out, _ = trained
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    faces = data.load_faces(DATA_DIR)
+    l_norm, _ = data.to_network(faces[0][data.select_by_name(faces[1], checkpoint["test_names"])])
+    stages = test_colorize.default_stages(model, checkpoint, faces)
+    columns = {}
+    for stage, flags in (("default", []), ("own", ["--own-colours"])):
+        compare.main([str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "c.png"),
+                      *flags])
+        columns[stage] = cv2.cvtColor(cv2.imread(str(tmp_path / "c.png")), cv2.COLOR_BGR2RGB)[24:, 128:256]
+        with torch.no_grad():
+            rgb = data.merge_lab(l_norm * data.L_SCALE, data.denormalize_ab(getattr(stages, stage)(l_norm)))
+        expected = rgb.permute(0, 2, 3, 1).reshape(-1, 128, 3).numpy() * 255  # the faces one below the other
+        assert np.abs(columns[stage] - expected).max() <= 1, stage
+    assert (columns["default"] != columns["own"]).any()
 
 
 def test_comparison_refuses_checkpoints_with_different_splits(trained, tmp_path):
