@@ -20,7 +20,7 @@ H.264 + AAC MP4, and the build prints when each slide starts and for how long (v
 committed tour's listing). Needs: ffmpeg, espeak-ng, fonts-dejavu-core (Debian packages), pygments, pillow and
 pyte (pip).
 
-    python videotour/build.py > videotour/build.log   # the full tour, about 6.5 minutes, ~10 min to build
+    python videotour/build.py > videotour/build.log   # the full tour, about 7 minutes, ~5 min to build
     python videotour/build.py --quick --out /tmp/q.mp4   # the first two slides, first sentence each (a test)
 """
 import argparse
