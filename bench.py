@@ -310,7 +310,7 @@ def bench_photo(repeats, device, networks):
         colorizer(flags, torch.contiguous_format), bank.descriptors, bank.ab_norm).to(device).eval()
         for flags in networks}
     first = next(iter(models.values()))
-    borrowed = test_colorize.borrowed(first, bank).to(device).eval()
+    borrowed = test_colorize.borrowed(first, test_colorize.lent_by(first, bank)).to(device).eval()
     models[f"[{networks[0] or 'defaults'}] + borrowed error and tint"] = borrowed
     models[f"[{networks[0] or 'defaults'}] + borrowed, faded (the default)"] = FadedUnfamiliar(
         borrowed, bank.descriptors, *test_colorize.DEFAULT_FADE).to(device).eval()

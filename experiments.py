@@ -360,12 +360,14 @@ def ship(run_dir, to_dir):
     if name is None:
         raise SystemExit(f"error: {run_dir}: no finished run (no colorizer_summary.json or mean_chroma_summary.json)")
     kinds, log_name = SHIPPED[name]
-    checkpoint = checkpoints.model_only(checkpoints.load_checkpoint(run_dir / f"{name}.pt", "cpu", kinds))
     if name == "colorizer":
-        model, _ = test_colorize.load_colorizer(run_dir / f"{name}.pt", "cpu")
-        if not test_colorize.needs_exemplar(model):  # an exemplar network needs the photos' maps: the faces
-            faces = data.load_faces(checkpoint["args"].get("data_dir"))
-            checkpoint["lent"] = test_colorize.lent_by(model, test_colorize.training_bank(checkpoint, faces))._asdict()
+        model, full = test_colorize.load_colorizer(run_dir / f"{name}.pt", "cpu")
+    else:
+        model, full = None, checkpoints.load_checkpoint(run_dir / f"{name}.pt", "cpu", kinds)
+    checkpoint = checkpoints.model_only(full)
+    if model is not None and not test_colorize.needs_exemplar(model):  # an exemplar network needs the photos' maps
+        faces = data.load_faces(checkpoint["args"].get("data_dir"))
+        checkpoint["lent"] = test_colorize.lent_by(model, test_colorize.training_bank(checkpoint, faces))._asdict()
     to_dir.mkdir(parents=True, exist_ok=True)
     checkpoints.save_checkpoint(to_dir / f"{name}.pt", checkpoint)
     for extra in (f"{name}.csv", f"{name}_loss.png", f"{name}_summary.json"):

@@ -242,14 +242,6 @@ def bank_errors(model, bank, batch_size=50):
     return F.adaptive_avg_pool2d(bank.ab_norm - predicted, ERROR_GRID)
 
 
-def borrowed(model, bank, k=DEFAULT_TINT_NEIGHBOURS, keep=0.0, temperature=DEFAULT_NEIGHBOUR_TEMPERATURE,
-             errors=True):
-    """`model` (in eval mode) lent what the photos of a PhotoBank (the training photos) tell (models.Borrowed): their
-    weighted tint, and with `errors` the model's weighted error on them."""
-    lent = bank_errors(model, bank) if errors else None
-    return Borrowed(model, bank.descriptors, bank_tints(bank.ab_norm), k, keep, temperature, lent).eval()
-
-
 class Lent(NamedTuple):
     """What the training photos lend a prediction: their descriptors (neighbours.describe; FadedUnfamiliar compares
     with them too), true tints (N x 2) and the network's error on them (bank_errors; None when not borrowed)."""
@@ -261,6 +253,12 @@ class Lent(NamedTuple):
 def lent_by(model, bank, errors=True):
     """The Lent of a PhotoBank to `model` (in eval mode), with the model's errors on its photos if `errors`."""
     return Lent(bank.descriptors, bank_tints(bank.ab_norm), bank_errors(model, bank) if errors else None)
+
+
+def borrowed(model, lent, k=DEFAULT_TINT_NEIGHBOURS, keep=0.0, temperature=DEFAULT_NEIGHBOUR_TEMPERATURE):
+    """`model` (in eval mode) lent what the training photos tell (models.Borrowed, from a Lent): their weighted tint,
+    and the model's weighted error on them unless the Lent has none."""
+    return Borrowed(model, lent.descriptors, lent.tints, k, keep, temperature, lent.errors).eval()
 
 
 def carried(model, checkpoint):
@@ -311,8 +309,9 @@ def default_stages(model, checkpoint, faces):
     as with_training_photos builds it without flags; for the scripts that score the stages side by side."""
     bank = training_bank(checkpoint, faces)
     own = exemplared(model, bank.descriptors, bank.ab_norm)
-    lent = borrowed(own, bank)
-    return DefaultStages(own, lent, FadedUnfamiliar(lent, bank.descriptors, *DEFAULT_FADE).eval(), bank.descriptors)
+    lending = borrowed(own, lent_by(own, bank))
+    faded = FadedUnfamiliar(lending, bank.descriptors, *DEFAULT_FADE).eval()
+    return DefaultStages(own, lending, faded, bank.descriptors)
 
 
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):
@@ -381,8 +380,7 @@ def with_training_photos(model, checkpoint, faces, args):
         if keep < 1:
             print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the weighted true tint of "
                   f"{nearest}{' to its own' if keep else ''}")
-        model = Borrowed(model, lent.descriptors, lent.tints, k, keep, temperature,
-                         lent.errors if errors else None).eval()
+        model = borrowed(model, lent if errors else lent._replace(errors=None), k, keep, temperature)
     if fade:
         print(f"each region's colour fades where it looks unlike every training photo's (all kept within "
               f"{fade[0]:g} of the nearest, none beyond {fade[1]:g})")
