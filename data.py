@@ -282,8 +282,10 @@ def tint(ab_norm):
 
 def pull_tint(ab_norm, toward, keep):
     """`ab_norm` (N x 2 x H x W) with each image's tint moved toward `toward` (2 values, or N x 2: one each; same
-    units), keeping the fraction `keep` of the distance: 1 changes nothing, 0 gives each image the tint `toward`.
-    The detail around each image's tint is untouched."""
+    units), keeping the fraction `keep` of the distance (a number, or N: one each): 1 changes nothing, 0 gives each
+    image the tint `toward`. The detail around each image's tint is untouched."""
+    if torch.is_tensor(keep):
+        keep = keep.reshape(-1, 1, 1, 1)
     return ab_norm + (1 - keep) * (toward.reshape(-1, 2, 1, 1) - tint(ab_norm))
 
 

@@ -51,7 +51,7 @@ import data
 import output_files
 import test_colorize
 import train_colorize
-from models import COLORIZERS
+from models import COLORIZERS, FadedUnfamiliar
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -299,44 +299,55 @@ def frontier(runs_dir, bench_logs, out):
 
 
 def fold_predictions(run_dir, faces):
-    """A crossval run's test photos: their people, and per photo (a list each) its MSE with the network's own tint,
-    the borrowed error and tint, the default (borrowed and faded, as test_colorize.py runs) and the true tint (each
-    prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach)."""
+    """A crossval run's test photos: their people, and per photo (a list each) its MSE for each PEOPLE_COLUMNS: the
+    network's own colours; borrowed alike however far the photo is from a seen sitting, faded (the default before
+    2026-12-05); the default (as test_colorize.py runs); the true tint (each prediction's tint replaced by the
+    photo's own: the bound a perfect tint estimate would reach)."""
     rgb, names = faces
     model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
     stages = test_colorize.default_stages(model, checkpoint, faces)
+    before = FadedUnfamiliar(test_colorize.borrowed(stages.own, stages.lent, unfamiliar=None), stages.bank,
+                             *test_colorize.DEFAULT_FADE).eval()
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
     with torch.no_grad():
         own = stages.own(l_norm)
-        predictions = (own, stages.borrowed(l_norm), stages.default(l_norm),
-                       data.pull_tint(own, data.tint(ab_norm), 0.0))
+        predictions = (own, before(l_norm), stages.default(l_norm), data.pull_tint(own, data.tint(ab_norm), 0.0))
     people = data.people_of(checkpoint["test_names"])
     return people, [data.ab_mse_raw(p, ab_norm).mean(1).tolist() for p in predictions]
 
 
-PEOPLE_COLUMNS = ("own tint", "borrowed error and tint", "default (borrowed, faded)", "true tint (bound)")
+PEOPLE_COLUMNS = ("own colours", "borrowed however far (before 2026-12-05)", "default", "true tint (bound)")
+
+
+def crossval_runs(runs_dir, match=""):
+    """(the first line of experiments/crossval.txt containing `match`, [(fold, run folder) of its finished runs]);
+    a line left out is named."""
+    lines = [words for words in read_configs(STAGES["crossval"]["list"]) if match in " ".join(words)]
+    if not lines:
+        raise SystemExit(f"error: --match {match!r}: no line of {STAGES['crossval']['list'].name} contains it")
+    words, runs = lines[0], []
+    for suffix, flags in stage_runs(STAGES["crossval"]):
+        run_dir = runs_dir / "crossval" / f"{slug(words)}_{suffix}"
+        if summary_path(run_dir, words).exists():
+            runs.append((flags[1], run_dir))
+        else:
+            print(f"({run_dir}: not finished, left out)")
+    return words, runs
 
 
 def people_table(runs_dir, match=""):
     """The per-person table of the first line of experiments/crossval.txt containing `match`: each person's mean test
     MSE (raw Lab units^2) in the fold that tested them, for each PEOPLE_COLUMNS, then the mean +- sd over the folds
     and over the people."""
-    lines = [words for words in read_configs(STAGES["crossval"]["list"]) if match in " ".join(words)]
-    if not lines:
-        raise SystemExit(f"error: --match {match!r}: no line of {STAGES['crossval']['list'].name} contains it")
-    words = lines[0]
+    words, runs = crossval_runs(runs_dir, match)
     faces = data.load_faces()
     rows, fold_means = [], []
-    for suffix, flags in stage_runs(STAGES["crossval"]):
-        run_dir = runs_dir / "crossval" / f"{slug(words)}_{suffix}"
-        if not summary_path(run_dir, words).exists():
-            print(f"({run_dir}: not finished, left out)")
-            continue
+    for fold, run_dir in runs:
         people, columns = fold_predictions(run_dir, faces)
         fold_means.append([statistics.mean(column) for column in columns])
         for person in sorted(set(people)):
             mine = [i for i, p in enumerate(people) if p == person]
-            rows.append((person, flags[1], [statistics.mean(column[i] for i in mine) for column in columns]))
+            rows.append((person, fold, [statistics.mean(column[i] for i in mine) for column in columns]))
     if not rows:
         raise SystemExit(f"error: no finished crossval run of `{' '.join(words)}` in {runs_dir / 'crossval'}")
     print(f"`{' '.join(words)}`, {len(fold_means)} folds: test MSE per person (their 15 photos)\n")

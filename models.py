@@ -325,11 +325,16 @@ class Borrowed(nn.Module):
       (`bank_tints`, ab_norm, one row each). Most of the error is the photo's tint (the light and background of its
       sitting), which the network guesses from L* alone; a photo of a sitting seen in training finds it among the
       neighbours, and a face never seen the most alike ones.
+    With `unfamiliar` = (near, far, fraction), a photo that looks like no seen sitting (neighbours.unfamiliar: its
+    nearest training photo beyond `far`; a linear share from `near`) borrows no errors and keeps at least `fraction`
+    of its own tint: a face never seen has no sitting of its own among the training photos, and the most alike
+    sittings' tint and errors are other people's, as often wrong as right (EXPERIMENTS.md, New faces).
     For evaluation and colorizing only."""
 
-    def __init__(self, model, bank, bank_tints, k, keep, temperature, bank_errors=None):
+    def __init__(self, model, bank, bank_tints, k, keep, temperature, bank_errors=None, unfamiliar=None):
         super().__init__()
         self.model, self.k, self.keep, self.temperature = model, k, keep, temperature
+        self.unfamiliar = unfamiliar
         self.register_buffer("bank", bank)
         self.register_buffer("bank_tints", bank_tints.reshape(-1, 2).float())
         self.register_buffer("bank_errors", None if bank_errors is None else bank_errors.float())
@@ -338,12 +343,17 @@ class Borrowed(nn.Module):
     def forward(self, l_norm):
         index, weights = neighbours.weighted(l_norm, self.bank, self.k, self.temperature)
         ab_norm = self.model(l_norm).float()
+        keep, seen = self.keep, 1.0
+        if self.unfamiliar is not None:
+            near, far, fraction = self.unfamiliar
+            unseen = neighbours.unfamiliar(l_norm, self.bank, near, far)
+            keep, seen = (fraction * unseen).clamp(min=self.keep), (1 - unseen).reshape(-1, 1, 1, 1)
         if self.bank_errors is not None:
             error = torch.einsum("nk,nkcij->ncij", weights, self.bank_errors[index])
-            ab_norm = ab_norm + nn.functional.interpolate(error, size=l_norm.shape[-2:], mode="bilinear",
-                                                          align_corners=False)
+            ab_norm = ab_norm + seen * nn.functional.interpolate(error, size=l_norm.shape[-2:], mode="bilinear",
+                                                                 align_corners=False)
         toward = torch.einsum("nk,nkc->nc", weights, self.bank_tints[index])
-        return data.pull_tint(ab_norm, toward, self.keep)
+        return data.pull_tint(ab_norm, toward, keep)
 
 
 class FadedUnfamiliar(nn.Module):

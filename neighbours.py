@@ -54,6 +54,14 @@ def weighted(l_norm, bank, k, temperature):
     return index, torch.softmax(-ratio / temperature, 1)
 
 
+def unfamiliar(l_norm, bank, near, far):
+    """N values in [0, 1]: how unlike every photo of `bank` each photo of l_norm looks, by the distance to its nearest
+    one: 0 within `near`, 1 beyond `far`, linearly between. A face never seen has no sitting of its own in the bank,
+    so what the bank lends it comes from other people."""
+    distance = torch.cdist(describe(l_norm), bank).amin(1)
+    return ((distance - near) / (far - near)).clamp(0, 1)
+
+
 def exemplar(l_norm, bank, bank_ab, k, excluded=None, chunk=256):
     """N x 2 x H x W: for each photo of l_norm, the mean ab_norm map of the k photos of `bank` (their descriptors;
     `bank_ab`: their ab_norm maps) it looks most like, resized to its side. `excluded` (N x len(bank), bool) marks

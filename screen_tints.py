@@ -14,30 +14,38 @@ units^2). The estimators:
 - a ridge regression from the descriptor to the tint, fitted on the training photos, and its mean with the 5 nearest;
 - the network's own tint, and the true tint (the bound a perfect estimate would reach);
 - the tint of the default, or the mean of the 5 nearest, plus the network's error on those photos (true minus
-  predicted a*b*, averaged over a G x G grid, weighted as the tint), G = 4, 8 (the default), 16;
+  predicted a*b*, averaged over a G x G grid, weighted as the tint), G = 4, 8 (the default's), 16;
 - the default with the errors borrowed only from a sitting that looks seen: all of them where the nearest training
-  photo is within FAMILIAR[0], none beyond FAMILIAR[1], a linear share between (a face never seen has no sitting
-  of its own in the bank, so the errors it borrows are other people's).
+  photo is within test_colorize.DEFAULT_UNSEEN_DISTANCE[0], none beyond [1], a linear share between (a face never
+  seen has no sitting of its own in the bank, so the errors it borrows are other people's).
+
+With --crossval, what a face never seen is lent (models.Borrowed's `unfamiliar`: test_colorize.py's
+--unseen-distance and --unfamiliar-keep; and --tint-keep for every photo) is screened instead on the validation
+people of the 10-fold cross-validation (experiments.py crossval): the people that no person split of seeds 0-2 (the
+new-face test rows) tests, each by the fold that held them out, 37 of the 50 against the 5 of one screening run;
+beside them, the validation photos of seen people (--image-run). All rows are faded as the default
+(models.FadedUnfamiliar) but the network's own colours.
 
     python screen_tints.py      # about a minute on a 2-core CPU
+    python screen_tints.py --crossval "--crop-min 0.9"    # the default recipe's 10 folds: about a minute
 """
 import argparse
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import choose_fade
 import data
+import experiments
 import neighbours
 import runtime
 import test_colorize
 import train_flags
+from models import FadedUnfamiliar
 
-
-# about the median distances of a training photo to its nearest photo of the same person and to its nearest of
-# another person (nearest_medians: printed below the table)
-FAMILIAR = (0.85, 1.2)
+NEW_FACE_SEEDS = (0, 1, 2)  # the person splits of the new-face test rows (EXPERIMENTS.md, New faces)
 
 
 def parse_args(argv=None):
@@ -48,6 +56,10 @@ def parse_args(argv=None):
                         help="screening run of the person split (experiments.py screen-recipes-newfaces)")
     parser.add_argument("--ridge", type=train_flags.positive_float, default=0.1,
                         help="the ridge regression's penalty")
+    parser.add_argument("--crossval", metavar="MATCH",
+                        help="instead, screen what a face never seen is lent on the validation people of the "
+                             "crossval runs of the first line of experiments/crossval.txt that contains MATCH")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where experiments.py keeps its runs")
     parser.add_argument("--data-dir", help="folder of face images (default: as test_colorize.py)")
     return parser.parse_args(argv)
 
@@ -112,11 +124,12 @@ def estimates(own, ab_true, train_l, train_ab, val_l, penalty, train_own=None):
                 out[f"the default's tint + the network's error on them, {grid}x{grid}"] = pulled(default_tint,
                                                                                                    corrected)
                 continue
-            out[f"the default's tint + the network's error on them, {grid}x{grid} (the default)"] = pulled(
-                default_tint, corrected)
-            seen = ((FAMILIAR[1] - distance.amin(1)) / (FAMILIAR[1] - FAMILIAR[0])).clamp(0, 1)[:, None, None, None]
-            out[f"the default, errors only from a seen sitting (nearest within {FAMILIAR[0]:g}, none beyond "
-                f"{FAMILIAR[1]:g})"] = pulled(default_tint, own + seen * (corrected - own))
+            out[f"the default's tint + the network's error on them, {grid}x{grid} (the default before 2026-12-05)"] = \
+                pulled(default_tint, corrected)
+            near, far = test_colorize.DEFAULT_UNSEEN_DISTANCE
+            seen = 1 - neighbours.unfamiliar(val_l, bank, near, far)[:, None, None, None]
+            out[f"the same, errors only from a seen sitting (nearest within {near:g}, none beyond {far:g})"] = pulled(
+                default_tint, own + seen * (corrected - own))
             out[f"mean of the 5 nearest + their errors, {grid}x{grid}"] = pulled(
                 bank_tints[order[:, :5]].mean(1), own + spread(grid_errors[order[:, :5]].mean(1)))
     return out
@@ -130,9 +143,102 @@ def nearest_medians(bank, people):
     return [distance.masked_fill(mask, float("inf")).amin(1).median().item() for mask in (~same, same)]
 
 
+# the --crossval grid: where a photo starts to count as a face never seen and where it counts wholly (NEAR, FAR), and
+# how much of its own tint it then keeps
+UNSEEN_DISTANCES = ((0.85, 1.2), (0.95, 1.2), (1.0, 1.2), (1.05, 1.2), (1.0, 1.3), (1.05, 1.35), (1.1, 1.3))
+UNFAMILIAR_KEEPS = (0.0, 0.5, 0.75, 1.0)
+
+
+class Predicted(nn.Module):
+    """The network's predictions for the photos screened, made once: every row of the grid borrows around them."""
+
+    def __init__(self, ab_norm, side_multiple):
+        super().__init__()
+        self.ab_norm, self.side_multiple = ab_norm, side_multiple
+
+    def forward(self, l_norm):
+        return self.ab_norm
+
+
+def lending_rows():
+    """{row name: models.Borrowed's (keep, unfamiliar)} of the --crossval screen: every photo alike (the default
+    before; with --tint-keep), then the grid (a face never seen, by UNSEEN_DISTANCES x UNFAMILIAR_KEEPS)."""
+    rows = {"borrowed alike however far (the default before)": (0.0, None)}
+    for fraction in (0.5, 0.75):
+        rows[f"every photo keeps {fraction:g} of its own tint, borrows errors (--tint-keep {fraction:g} "
+             f"--no-unfamiliar-keep)"] = (fraction, None)
+    for near, far in UNSEEN_DISTANCES:
+        for fraction in UNFAMILIAR_KEEPS:
+            rows[(near, far, fraction)] = (0.0, (near, far, fraction))
+    return rows
+
+
+@torch.no_grad()
+def lent_predictions(run_dir, faces, wanted):
+    """{lending_rows row, and "the network's own colours": predictions, faded as the default but the network's own}
+    and the true ab_norm, for the photos of `run_dir`'s held-out split (its validation split if it has one, else its
+    test split) whose people are in `wanted` (None: all); ({}, None) if none are."""
+    rgb, names = faces
+    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
+    held_out = checkpoint["val_names"] or checkpoint["test_names"]
+    if wanted is not None:
+        held_out = [name for name, person in zip(held_out, data.people_of(held_out)) if person in wanted]
+        if not held_out:
+            return {}, None
+    l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, held_out)])
+    stages = test_colorize.default_stages(model, checkpoint, faces)
+    own = Predicted(stages.own(l_norm), model.side_multiple)
+    out = {"the network's own colours": own.ab_norm}
+    for name, (keep, unfamiliar) in lending_rows().items():
+        lending = test_colorize.borrowed(own, stages.lent, keep=keep, unfamiliar=unfamiliar)
+        out[name] = FadedUnfamiliar(lending, stages.bank, *test_colorize.DEFAULT_FADE)(l_norm)
+    return out, ab_norm
+
+
+def validation_people(names, data_dir=None):
+    """The people that no person split of NEW_FACE_SEEDS tests: new-face choices are made on them."""
+    people = data.people_of(names, data_dir)
+    tested = {people[i] for seed in NEW_FACE_SEEDS for i in data.split_indices(len(names), seed, groups=people)[2]}
+    return set(people) - tested
+
+
+def crossval_screen(args, faces):
+    """Print the --crossval table: validation MSE of each unfamiliar_rows row, seen people and validation people."""
+    words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
+    if not runs:
+        raise runtime.UserError(f"no finished crossval run of `{' '.join(words)}` in {args.runs_dir / 'crossval'}")
+    wanted = validation_people(faces[1], args.data_dir)
+    errors = {}
+    for _, run_dir in runs:
+        predictions, ab_norm = lent_predictions(run_dir, faces, wanted)
+        for name, pred in predictions.items():
+            errors.setdefault(name, []).append(data.ab_mse_raw(pred, ab_norm).mean(1))
+    seen, seen_ab = lent_predictions(args.image_run, faces, None)
+    figures = {name: (data.ab_mse_raw(seen[name], seen_ab).mean().item(), torch.cat(parts).mean().item())
+               for name, parts in errors.items()}
+    photos = len(torch.cat(errors["the network's own colours"]))
+    print(f"`{' '.join(words)}`: {len(runs)} folds, their validation people ({len(wanted)} people, no person split of "
+          f"seeds {', '.join(map(str, NEW_FACE_SEEDS))} tests them; {photos} photos); seen people: "
+          f"{args.image_run.name}'s validation photos. Validation MSE, seen people / validation people:\n")
+    print("| what each photo is lent | seen / validation people |\n| --- | --- |")
+    for name, (seen_mse, new_mse) in figures.items():
+        if isinstance(name, str):
+            print(f"| {name} | {seen_mse:.2f} / {new_mse:.2f} |")
+    print("\na face never seen (its nearest training photo beyond FAR, a linear share from NEAR) borrows no errors and "
+          "keeps at least a fraction of its own tint (--unseen-distance NEAR FAR --unfamiliar-keep FRACTION):\n")
+    print("| NEAR FAR | " + " | ".join(f"keeps {f:g}" for f in UNFAMILIAR_KEEPS) + " |\n|" +
+          " --- |" * (1 + len(UNFAMILIAR_KEEPS)))
+    for near, far in UNSEEN_DISTANCES:
+        print(f"| {near:g} {far:g} | " + " | ".join("{:.2f} / {:.2f}".format(*figures[(near, far, f)])
+                                                     for f in UNFAMILIAR_KEEPS) + " |")
+
+
 def main(argv=None):
     args = parse_args(argv)
     rgb, names = data.load_faces(args.data_dir)
+    if args.crossval is not None:
+        crossval_screen(args, (rgb, names))
+        return
     columns, medians = [], []
     for path in (args.image_run, args.people_run):
         model, checkpoint = test_colorize.load_colorizer(path / "colorizer.pt", "cpu")

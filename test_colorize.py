@@ -6,7 +6,8 @@ checkpoint. For --input, the photo's own full-resolution L* is kept: the network
 is upsampled back to full size and merged with the original L* (as in richzhang/colorization). By default each
 prediction borrows from its 10 nearest training photos (neighbours.py, models.Borrowed), each counting the more the
 nearer it is: the network's error on them (true minus predicted a*b*, on an 8x8 grid) is added and its tint (mean
-a*b*) replaced by their true tint; then its colour fades in the regions that look unlike every training photo
+a*b*) replaced by their true tint, except in a photo that looks like no seen sitting (a face never seen: it borrows
+no errors and keeps half its own tint); then its colour fades in the regions that look unlike every training photo
 (models.FadedUnfamiliar); both need the faces the checkpoint was trained on. --score measures --input photos that
 are colour originals against their own colours.
 """
@@ -34,6 +35,13 @@ SHIPPED = Path("outputs/colorizer.pt")
 # chosen on validation photos and people (EXPERIMENTS.md, New faces: "Borrowing from the nearest photos")
 DEFAULT_TINT_NEIGHBOURS = 10
 DEFAULT_NEIGHBOUR_TEMPERATURE = 0.1
+# a photo counts as a seen sitting within 0.85 of its nearest training photo, as a face never seen beyond 1.2: about
+# the median distance of a training photo to its nearest photo of the same person (0.80-0.84) and of another person
+# (1.20-1.22; screen_tints.py prints both). A face never seen keeps half its own tint: chosen with these distances on
+# the validation people of the 10-fold cross-validation and the validation photos of seen people (screen_tints.py
+# --crossval; EXPERIMENTS.md, New faces: "A face never seen: half its own tint")
+DEFAULT_UNSEEN_DISTANCE = (0.85, 1.2)
+DEFAULT_UNFAMILIAR_KEEP = 0.5
 ERROR_GRID = 8  # the network's errors are borrowed as their means over an 8x8 grid: sittings, not pixels, align
 # chosen on validation photos, validation people and the four outside photos (choose_fade.py; EXPERIMENTS.md,
 # Photos from outside the dataset)
@@ -88,6 +96,18 @@ def parse_args(argv=None):
                              "network's own tint; with --no-borrow-errors and --no-fade-unfamiliar the network's own "
                              "colours, which need no faces) (default: 0; 1 and a note where the faces are not found "
                              "for --input)")
+    parser.add_argument("--unfamiliar-keep", type=train_flags.unit_fraction, metavar="FRACTION",
+                        help=f"a photo that looks like no seen sitting (a face never seen: --unseen-distance) borrows "
+                             f"no errors and keeps at least this fraction of its own tint: what the nearest photos "
+                             f"lend it is other people's (default: {DEFAULT_UNFAMILIAR_KEEP:g}); needs the faces the "
+                             f"checkpoint was trained on")
+    parser.add_argument("--unseen-distance", nargs=2, type=train_flags.nonnegative_float, metavar=("NEAR", "FAR"),
+                        help=f"a photo looks like no seen sitting where its L* histograms are beyond FAR of the "
+                             f"nearest training photo's (neighbours.describe), like one within NEAR, a linear share "
+                             f"between (default: {DEFAULT_UNSEEN_DISTANCE[0]:g} {DEFAULT_UNSEEN_DISTANCE[1]:g})")
+    parser.add_argument("--no-unfamiliar-keep", dest="unfamiliar_keep", action="store_const", const=False,
+                        help="every photo borrows alike, however far its nearest training photo (as before "
+                             "2026-12-05)")
     parser.add_argument("--fade-unfamiliar", nargs=2, type=train_flags.nonnegative_float, metavar=("FULL", "NONE"),
                         help=f"each of a photo's 3x3 regions keeps all its predicted a*b* where its L* histogram is "
                              f"within FULL of the nearest training photo's same region (Hellinger distance, "
@@ -104,6 +124,11 @@ def parse_args(argv=None):
     if args.fade_unfamiliar and args.fade_unfamiliar[0] >= args.fade_unfamiliar[1]:
         parser.error(f"--fade-unfamiliar {args.fade_unfamiliar[0]:g} {args.fade_unfamiliar[1]:g}: FULL must be "
                      f"below NONE")
+    if args.unseen_distance and args.unseen_distance[0] >= args.unseen_distance[1]:
+        parser.error(f"--unseen-distance {args.unseen_distance[0]:g} {args.unseen_distance[1]:g}: NEAR must be below "
+                     f"FAR")
+    if args.unseen_distance and args.unfamiliar_keep is False:
+        parser.error("--unseen-distance: has no use with --no-unfamiliar-keep")
     if args.score and not args.input:
         parser.error("--score: scores --input photos; give --input")
     args.checkpoint = args.checkpoint or [TRAINED if TRAINED.is_file() else SHIPPED]
@@ -255,10 +280,12 @@ def lent_by(model, bank, errors=True):
     return Lent(bank.descriptors, bank_tints(bank.ab_norm), bank_errors(model, bank) if errors else None)
 
 
-def borrowed(model, lent, k=DEFAULT_TINT_NEIGHBOURS, keep=0.0, temperature=DEFAULT_NEIGHBOUR_TEMPERATURE):
+def borrowed(model, lent, k=DEFAULT_TINT_NEIGHBOURS, keep=0.0, temperature=DEFAULT_NEIGHBOUR_TEMPERATURE,
+             unfamiliar=(*DEFAULT_UNSEEN_DISTANCE, DEFAULT_UNFAMILIAR_KEEP)):
     """`model` (in eval mode) lent what the training photos tell (models.Borrowed, from a Lent): their weighted tint,
-    and the model's weighted error on them unless the Lent has none."""
-    return Borrowed(model, lent.descriptors, lent.tints, k, keep, temperature, lent.errors).eval()
+    and the model's weighted error on them unless the Lent has none; a face never seen (`unfamiliar` = (near, far,
+    fraction); None: every photo alike) borrows no errors and keeps at least `fraction` of its own tint."""
+    return Borrowed(model, lent.descriptors, lent.tints, k, keep, temperature, lent.errors, unfamiliar).eval()
 
 
 def carried(model, checkpoint):
@@ -302,6 +329,7 @@ class DefaultStages(NamedTuple):
     borrowed: nn.Module  # lent the nearest training photos' tint and its error on them (models.Borrowed)
     default: nn.Module   # that, faded where a photo looks unfamiliar (models.FadedUnfamiliar): test_colorize.py's
     bank: torch.Tensor   # the training photos' descriptors (neighbours.describe)
+    lent: Lent           # what the training photos lend `own` (lent_by)
 
 
 def default_stages(model, checkpoint, faces):
@@ -309,9 +337,10 @@ def default_stages(model, checkpoint, faces):
     as with_training_photos builds it without flags; for the scripts that score the stages side by side."""
     bank = training_bank(checkpoint, faces)
     own = exemplared(model, bank.descriptors, bank.ab_norm)
-    lending = borrowed(own, lent_by(own, bank))
+    lent = lent_by(own, bank)
+    lending = borrowed(own, lent)
     faded = FadedUnfamiliar(lending, bank.descriptors, *DEFAULT_FADE).eval()
-    return DefaultStages(own, lending, faded, bank.descriptors)
+    return DefaultStages(own, lending, faded, bank.descriptors, lent)
 
 
 def evaluate_dataset(model, checkpoint, faces, args, out_dir):
@@ -336,6 +365,8 @@ def lent_by_faces(model, checkpoint, faces, args, errors):
         given = [flag for flag, value in (("--tint-neighbours", args.tint_neighbours), ("--tint-keep", args.tint_keep),
                                           ("--neighbour-temperature", args.neighbour_temperature),
                                           ("--borrow-errors", args.borrow_errors),
+                                          ("--unfamiliar-keep", isinstance(args.unfamiliar_keep, float)),
+                                          ("--unseen-distance", args.unseen_distance),
                                           ("--fade-unfamiliar", args.fade_unfamiliar)) if value]
         if given:
             raise data.DataError(f"{given[0]} needs the faces the model was trained on: {err}") from None
@@ -352,7 +383,8 @@ def lent_by_faces(model, checkpoint, faces, args, errors):
 
 def with_training_photos(model, checkpoint, faces, args):
     """`model` with what its training photos tell: each prediction lent its nearest training photos' weighted error
-    and tint (Borrowed: --tint-neighbours, --neighbour-temperature, --borrow-errors, --tint-keep), then its colour
+    and tint (Borrowed: --tint-neighbours, --neighbour-temperature, --borrow-errors, --tint-keep, --unfamiliar-keep),
+    then its colour
     faded in the regions that look unlike every training photo (FadedUnfamiliar: --fade-unfamiliar). --tint-keep 1,
     --no-borrow-errors and --no-fade-unfamiliar leave each out. What they need comes from the checkpoint where it
     carries it (a shipped one: carried), else from the faces (lent_by_faces; without them all are left out, which a
@@ -362,6 +394,10 @@ def with_training_photos(model, checkpoint, faces, args):
     k = args.tint_neighbours or DEFAULT_TINT_NEIGHBOURS
     temperature = args.neighbour_temperature or DEFAULT_NEIGHBOUR_TEMPERATURE
     fade = DEFAULT_FADE if args.fade_unfamiliar is None else args.fade_unfamiliar
+    unfamiliar = None  # --no-unfamiliar-keep (False; 0 is a fraction)
+    if args.unfamiliar_keep is not False:
+        unfamiliar = (*(args.unseen_distance or DEFAULT_UNSEEN_DISTANCE),
+                      DEFAULT_UNFAMILIAR_KEEP if args.unfamiliar_keep is None else args.unfamiliar_keep)
     if keep == 1 and not errors and not fade and not needs_exemplar(model):
         return model
     lent = carried(model, checkpoint)
@@ -380,7 +416,10 @@ def with_training_photos(model, checkpoint, faces, args):
         if keep < 1:
             print(f"each prediction's tint: {f'{keep:g} of the way from ' if keep else ''}the weighted true tint of "
                   f"{nearest}{' to its own' if keep else ''}")
-        model = borrowed(model, lent if errors else lent._replace(errors=None), k, keep, temperature)
+        if unfamiliar is not None:
+            print(f"a photo that looks like no seen sitting (nearest training photo beyond {unfamiliar[0]:g}, wholly "
+                  f"beyond {unfamiliar[1]:g}): no errors borrowed, at least {unfamiliar[2]:g} of its own tint kept")
+        model = borrowed(model, lent if errors else lent._replace(errors=None), k, keep, temperature, unfamiliar)
     if fade:
         print(f"each region's colour fades where it looks unlike every training photo's (all kept within "
               f"{fade[0]:g} of the nearest, none beyond {fade[1]:g})")

@@ -118,19 +118,34 @@ def test_colorize_any_photo_keeps_size_and_lightness(trained, tmp_path):
         assert (l_in - l_out)[unclipped].abs().max() < 1.0
 
 
-def lent(model, l_norm, train_l_norm, train_ab_norm, k, temperature, errors):
+def lent(model, l_norm, train_l_norm, train_ab_norm, k, temperature, errors,
+         unseen_distance=test_colorize.DEFAULT_UNSEEN_DISTANCE):
     """What the nearest training photos lend each prediction, computed here from the definitions: (the weighted
-    error map upsampled or zeros, the weighted true tint N x 2 x 1 x 1)."""
+    error map upsampled or zeros, the weighted true tint N x 2 x 1 x 1, how unfamiliar each photo is N x 1 x 1 x 1:
+    0 within unseen_distance[0] of its nearest training photo, 1 beyond unseen_distance[1])."""
     distance = torch.cdist(neighbours.describe(l_norm), neighbours.describe(train_l_norm))
     nearest, index = distance.topk(min(k, len(train_l_norm)), largest=False)
     weights = torch.softmax(-nearest / nearest[:, :1] / temperature, 1)[..., None, None, None]
     tint = (weights * train_ab_norm.mean((2, 3), keepdim=True)[index]).sum(1)
+    near, far = unseen_distance
+    unseen = ((nearest[:, :1] - near) / (far - near)).clamp(0, 1)[..., None, None]
     if not errors:
-        return torch.zeros(1), tint
+        return torch.zeros(1), tint, unseen
     with torch.no_grad():
         grid = F.adaptive_avg_pool2d(train_ab_norm - model(train_l_norm), test_colorize.ERROR_GRID)
     error = F.interpolate((weights * grid[index]).sum(1), size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
-    return error, tint
+    return error, tint, unseen
+
+
+def pulled(ab_pred, error, tint, unseen, keep, unfamiliar_keep):
+    """The prediction with the error added and its tint pulled toward `tint`, as the definitions say: a photo
+    unfamiliar by `unseen` borrows that share less of the error and keeps at least unfamiliar_keep x unseen of its
+    own tint (unfamiliar_keep None: every photo alike)."""
+    if unfamiliar_keep is not None:
+        error, keep = (1 - unseen) * error, (unfamiliar_keep * unseen).clamp(min=keep)
+    corrected = ab_pred + error
+    own_tint = corrected.mean((2, 3), keepdim=True)
+    return corrected - own_tint + tint + keep * (own_tint - tint)
 
 
 def test_each_prediction_borrows_the_error_and_tint_of_its_nearest_training_photos(trained, tmp_path, capsys):
@@ -141,33 +156,41 @@ def test_each_prediction_borrows_the_error_and_tint_of_its_nearest_training_phot
     train_l_norm, train_ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
     with torch.no_grad():
         ab_pred = model(l_norm)
-    for flags, k, temperature, keep, errors in (
-            ([], 10, 0.1, 0.0, True),
-            (["--tint-neighbours", "5", "--neighbour-temperature", "1000", "--no-borrow-errors"], 5, 1000, 0.0, False),
-            (["--tint-neighbours", "2", "--neighbour-temperature", "0.5", "--tint-keep", "0.25"], 2, 0.5, 0.25, True),
-            (["--tint-neighbours", "1000", "--no-borrow-errors"], 18, 0.1, 0.0, False),
-            (["--tint-keep", "1"], 10, 0.1, 1.0, True),
-            (["--tint-keep", "1", "--no-borrow-errors"], 10, 0.1, 1.0, False)):
+    figures, default_keep = {}, test_colorize.DEFAULT_UNFAMILIAR_KEEP
+    for flags, k, temperature, keep, errors, unfamiliar_keep in (
+            ([], 10, 0.1, 0.0, True, default_keep),
+            (["--no-unfamiliar-keep"], 10, 0.1, 0.0, True, None),
+            (["--unfamiliar-keep", "0.8", "--tint-keep", "0.25", "--unseen-distance", "0.2", "0.9"], 10, 0.1, 0.25,
+             True, 0.8),
+            (["--tint-neighbours", "5", "--neighbour-temperature", "1000", "--no-borrow-errors"], 5, 1000, 0.0, False,
+             default_keep),
+            (["--tint-neighbours", "2", "--neighbour-temperature", "0.5", "--tint-keep", "0.25",
+              "--no-unfamiliar-keep"], 2, 0.5, 0.25, True, None),
+            (["--tint-neighbours", "1000", "--no-borrow-errors", "--no-unfamiliar-keep"], 18, 0.1, 0.0, False, None),
+            (["--tint-keep", "1", "--no-unfamiliar-keep"], 10, 0.1, 1.0, True, None),
+            (["--tint-keep", "1", "--no-borrow-errors"], 10, 0.1, 1.0, False, default_keep)):
         test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
                             "--no-fade-unfamiliar", *flags])
         printed = float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
-        error, borrowed = lent(model, l_norm, train_l_norm, train_ab_norm, k, temperature, errors)
-        corrected = ab_pred + error
-        tint = corrected.mean((2, 3), keepdim=True)
-        pulled = corrected - tint + borrowed + keep * (tint - borrowed)
-        assert printed == pytest.approx(data.ab_mse_raw(pulled, ab_norm).mean().item(), abs=0.01), flags
-        if flags == ["--tint-keep", "1"]:  # the errors change the prediction, so the test could tell them apart
-            assert printed != pytest.approx(data.ab_mse_raw(ab_pred, ab_norm).mean().item(), abs=0.01)
+        unseen_distance = (0.2, 0.9) if "--unseen-distance" in flags else test_colorize.DEFAULT_UNSEEN_DISTANCE
+        error, borrowed, unseen = lent(model, l_norm, train_l_norm, train_ab_norm, k, temperature, errors,
+                                       unseen_distance)
+        expected = pulled(ab_pred, error, borrowed, unseen, keep, unfamiliar_keep)
+        assert printed == pytest.approx(data.ab_mse_raw(expected, ab_norm).mean().item(), abs=0.01), flags
+        figures[" ".join(flags)] = printed
+    # the test can tell them apart: the errors change the prediction, and the test photos look partly unseen
+    assert figures["--tint-keep 1 --no-unfamiliar-keep"] != pytest.approx(
+        data.ab_mse_raw(ab_pred, ab_norm).mean().item(), abs=0.01)
+    assert 0 < unseen.max() and figures[""] != pytest.approx(figures["--no-unfamiliar-keep"], abs=0.01)
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), cv2.imread(str(DATA_DIR / checkpoint["test_names"][0])))
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--input", str(face),
                         "--out-dir", str(tmp_path / "out")])
     face_rgb = torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1)
     _, l_work = test_colorize.work_input(face_rgb, model.side_multiple, 256)
-    error, borrowed = lent(model, l_work, train_l_norm, train_ab_norm, 10, 0.1, True)
+    error, borrowed, unseen = lent(model, l_work, train_l_norm, train_ab_norm, 10, 0.1, True)
     with torch.no_grad():
-        corrected = model(l_work) + error
-        ab_work = data.fade(corrected - corrected.mean((2, 3), keepdim=True) + borrowed,
+        ab_work = data.fade(pulled(model(l_work), error, borrowed, unseen, 0.0, test_colorize.DEFAULT_UNFAMILIAR_KEEP),
                             neighbours.kept_fraction(l_work, neighbours.describe(train_l_norm),
                                                      *test_colorize.DEFAULT_FADE))
     l_raw = data.rgb_to_lab(face_rgb[None])[:, :1]
@@ -269,6 +292,16 @@ def test_score_measures_colour_originals_against_themselves_and_the_fade_is_eval
                          (["--score"], "--score: scores --input photos; give --input")):
         result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", *bad)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unseen_distance_is_checked_where_it_is_read(capsys):
+    for bad, message in ((["--unseen-distance", "1.3", "1.3"], "--unseen-distance 1.3 1.3: NEAR must be below FAR"),
+                         (["--no-unfamiliar-keep", "--unseen-distance", "1", "1.2"],
+                          "--unseen-distance: has no use with --no-unfamiliar-keep")):
+        with pytest.raises(SystemExit) as exit_:
+            test_colorize.parse_args(bad)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert test_colorize.parse_args(["--unseen-distance", "1", "1.2"]).unseen_distance == [1.0, 1.2]
 
 
 def test_input_errors_name_the_file_and_others_still_run(trained, tmp_path):

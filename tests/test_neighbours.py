@@ -91,6 +91,36 @@ def test_borrowed_lends_the_weighted_error_and_true_tint_of_the_nearest_training
     assert torch.allclose(plain.mean((2, 3)), bank_tints.mean(0).expand(4, 2), atol=1e-4)  # all, alike: the mean
 
 
+def test_unfamiliar_is_the_linear_share_between_a_seen_sitting_and_none():
+    dark, light = torch.full((1, 1, 32, 32), 0.2), torch.full((1, 1, 32, 32), 0.8)
+    bank = neighbours.describe(dark)
+    far = 18 ** 0.5  # each of the 9 cells' one-level histograms is sqrt(2) from the other's
+    assert neighbours.unfamiliar(dark, bank, 0.5, 1).item() == 0  # a training photo itself
+    assert neighbours.unfamiliar(light, bank, 0.5, 1).item() == 1
+    assert neighbours.unfamiliar(light, bank, far - 1, far + 1).item() == pytest.approx(0.5, abs=1e-5)
+    assert neighbours.unfamiliar(light, bank, far - 3, far + 1).item() == pytest.approx(0.75, abs=1e-5)
+    assert neighbours.unfamiliar(light, bank, far + 0.1, far + 1).item() == 0
+
+
+def test_a_face_never_seen_keeps_its_share_of_its_own_tint_and_borrows_no_errors():
+    model = FusionColorizer(width=2, global_size=32).eval()
+    dark, light = torch.full((1, 1, 32, 32), 0.2), torch.full((1, 1, 32, 32), 0.8)
+    both = torch.cat([dark, light])  # a photo of the bank's one sitting, and one far from it
+    bank, bank_tints = neighbours.describe(dark), torch.tensor([[0.3, -0.2]])
+    bank_errors = torch.randn(1, 2, 4, 4, generator=torch.Generator().manual_seed(7)) / 4
+    alike = Borrowed(model, bank, bank_tints, 1, 0.0, 0.1, bank_errors).eval()
+    gated = Borrowed(model, bank, bank_tints, 1, 0.0, 0.1, bank_errors, unfamiliar=(1, 1.2, 0.75)).eval()
+    with torch.no_grad():
+        own, out = model(both), gated(both)
+        assert torch.allclose(out[:1], alike(dark), atol=1e-6)  # the seen sitting borrows as before
+        assert not torch.allclose(out[1:], alike(light), atol=1e-3)
+        tint = own[1:].mean((2, 3), keepdim=True)
+        expected = own[1:] + 0.25 * (bank_tints.reshape(1, 2, 1, 1) - tint)  # the detail is its own: no errors
+        assert torch.allclose(out[1:], expected, atol=1e-5)
+        own_tint = Borrowed(model, bank, bank_tints, 1, 1.0, 0.1, bank_errors, unfamiliar=(1, 1.2, 0.75)).eval()
+        assert torch.allclose(own_tint(light), own[1:], atol=1e-6)  # --tint-keep 1 keeps more: its own colours
+
+
 def test_each_cell_finds_the_nearest_same_cell_of_any_training_photo():
     bank_l = scenes(5, seed=5)
     bank = neighbours.describe(bank_l)

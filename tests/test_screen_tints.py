@@ -49,8 +49,26 @@ def test_estimates_replace_the_tint_as_named(faces):
     # the default itself: what models.Borrowed computes from the same bank, with the network's errors on it
     bank_errors = torch.nn.functional.adaptive_avg_pool2d(train_ab - train_own, 8)
     lent = models.Borrowed(Fixed(own), neighbours.describe(train_l), data.tint(train_ab), 10, 0.0, 0.1, bank_errors)
-    assert torch.allclose(out["the default's tint + the network's error on them, 8x8 (the default)"], lent(val_l),
-                          atol=1e-5)
+    before = "the default's tint + the network's error on them, 8x8 (the default before 2026-12-05)"
+    assert torch.allclose(out[before], lent(val_l), atol=1e-5)
     for name, pred in out.items():  # each whole-photo estimate keeps the network's detail around its tint
         if not name.startswith("per region") and "error" not in name:
             assert torch.allclose(pred - data.tint(pred), own - data.tint(own), atol=1e-5), name
+
+
+def test_crossval_screen_borrows_around_the_networks_predictions_on_people_no_test_split_holds(faces):
+    rgb, names = faces
+    people = data.people_of(names)
+    wanted = screen_tints.validation_people(names)
+    tested = [{people[i] for i in data.split_indices(len(names), seed, groups=people)[2]} for seed in (0, 1, 2)]
+    assert all(len(t) == 5 and not t & wanted for t in tested) and wanted | set().union(*tested) == set(people)
+    # each row of the grid borrows around the predictions made once, as around the network itself
+    l_norm, ab_norm = data.to_network(rgb[:24])
+    model = models.FusionColorizer(width=2).eval()
+    bank = neighbours.describe(l_norm[:20])
+    with torch.no_grad():
+        given = screen_tints.Predicted(model(l_norm[20:]), model.side_multiple)
+        for unfamiliar in (None, (0.85, 1.2, 0.5), (0.2, 0.3, 1.0)):
+            lend = [models.Borrowed(m, bank, data.tint(ab_norm[:20]), 10, 0.0, 0.1, ab_norm[:20, :, ::16, ::16],
+                                    unfamiliar) for m in (model, given)]
+            assert torch.allclose(lend[0](l_norm[20:]), lend[1](l_norm[20:]), atol=1e-6)
