@@ -301,8 +301,8 @@ def frontier(runs_dir, bench_logs, out):
 def fold_predictions(run_dir, faces):
     """A crossval run's test photos: their people, and per photo (a list each) its MSE for each PEOPLE_COLUMNS: the
     network's own colours; borrowed alike however far the photo is from a seen sitting, faded (the default before
-    2026-12-05); the default (as test_colorize.py runs); the true tint (each prediction's tint replaced by the
-    photo's own: the bound a perfect tint estimate would reach)."""
+    faces never seen kept half their own tint); the default (as test_colorize.py runs); the true tint (each
+    prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach)."""
     rgb, names = faces
     model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
     stages = test_colorize.default_stages(model, checkpoint, faces)
@@ -316,7 +316,7 @@ def fold_predictions(run_dir, faces):
     return people, [data.ab_mse_raw(p, ab_norm).mean(1).tolist() for p in predictions]
 
 
-PEOPLE_COLUMNS = ("own colours", "borrowed however far (before 2026-12-05)", "default", "true tint (bound)")
+PEOPLE_COLUMNS = ("own colours", "borrowed alike however far (the default before)", "default", "true tint (bound)")
 
 
 def crossval_runs(runs_dir, match=""):

@@ -124,7 +124,7 @@ def estimates(own, ab_true, train_l, train_ab, val_l, penalty, train_own=None):
                 out[f"the default's tint + the network's error on them, {grid}x{grid}"] = pulled(default_tint,
                                                                                                    corrected)
                 continue
-            out[f"the default's tint + the network's error on them, {grid}x{grid} (the default before 2026-12-05)"] = \
+            out[f"the default's tint + the network's error on them, {grid}x{grid} (the default for a seen sitting)"] = \
                 pulled(default_tint, corrected)
             near, far = test_colorize.DEFAULT_UNSEEN_DISTANCE
             seen = 1 - neighbours.unfamiliar(val_l, bank, near, far)[:, None, None, None]
@@ -176,15 +176,16 @@ def lending_rows():
 @torch.no_grad()
 def lent_predictions(run_dir, faces, wanted):
     """{lending_rows row, and "the network's own colours": predictions, faded as the default but the network's own}
-    and the true ab_norm, for the photos of `run_dir`'s held-out split (its validation split if it has one, else its
-    test split) whose people are in `wanted` (None: all); ({}, None) if none are."""
+    the true ab_norm and each photo's distance to its nearest training photo, for the photos of `run_dir`'s held-out
+    split (its validation split if it has one, else its test split) whose people are in `wanted` (None: all);
+    ({}, None, None) if none are."""
     rgb, names = faces
     model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
     held_out = checkpoint["val_names"] or checkpoint["test_names"]
     if wanted is not None:
         held_out = [name for name, person in zip(held_out, data.people_of(held_out)) if person in wanted]
         if not held_out:
-            return {}, None
+            return {}, None, None
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, held_out)])
     stages = test_colorize.default_stages(model, checkpoint, faces)
     own = Predicted(stages.own(l_norm), model.side_multiple)
@@ -192,7 +193,7 @@ def lent_predictions(run_dir, faces, wanted):
     for name, (keep, unfamiliar) in lending_rows().items():
         lending = test_colorize.borrowed(own, stages.lent, keep=keep, unfamiliar=unfamiliar)
         out[name] = FadedUnfamiliar(lending, stages.bank, *test_colorize.DEFAULT_FADE)(l_norm)
-    return out, ab_norm
+    return out, ab_norm, torch.cdist(neighbours.describe(l_norm), stages.bank).amin(1)
 
 
 def validation_people(names, data_dir=None):
@@ -203,34 +204,45 @@ def validation_people(names, data_dir=None):
 
 
 def crossval_screen(args, faces):
-    """Print the --crossval table: validation MSE of each unfamiliar_rows row, seen people and validation people."""
+    """Print the --crossval table: validation MSE of each lending_rows row (seen people, validation people) and its score."""
     words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
     if not runs:
         raise runtime.UserError(f"no finished crossval run of `{' '.join(words)}` in {args.runs_dir / 'crossval'}")
     wanted = validation_people(faces[1], args.data_dir)
-    errors = {}
+    errors, distances = {}, []
     for _, run_dir in runs:
-        predictions, ab_norm = lent_predictions(run_dir, faces, wanted)
+        predictions, ab_norm, nearest = lent_predictions(run_dir, faces, wanted)
+        distances += [] if nearest is None else [nearest]
         for name, pred in predictions.items():
             errors.setdefault(name, []).append(data.ab_mse_raw(pred, ab_norm).mean(1))
-    seen, seen_ab = lent_predictions(args.image_run, faces, None)
+    seen, seen_ab, seen_nearest = lent_predictions(args.image_run, faces, None)
     figures = {name: (data.ab_mse_raw(seen[name], seen_ab).mean().item(), torch.cat(parts).mean().item())
                for name, parts in errors.items()}
     photos = len(torch.cat(errors["the network's own colours"]))
     print(f"`{' '.join(words)}`: {len(runs)} folds, their validation people ({len(wanted)} people, no person split of "
           f"seeds {', '.join(map(str, NEW_FACE_SEEDS))} tests them; {photos} photos); seen people: "
           f"{args.image_run.name}'s validation photos. Validation MSE, seen people / validation people:\n")
-    print("| what each photo is lent | seen / validation people |\n| --- | --- |")
+    before = figures["borrowed alike however far (the default before)"]
+    score = {name: seen_mse / before[0] + new_mse / before[1] for name, (seen_mse, new_mse) in figures.items()}
+    print("| what each photo is lent | seen / validation people | score |\n| --- | --- | --- |")
     for name, (seen_mse, new_mse) in figures.items():
         if isinstance(name, str):
-            print(f"| {name} | {seen_mse:.2f} / {new_mse:.2f} |")
+            print(f"| {name} | {seen_mse:.2f} / {new_mse:.2f} | {score[name]:.3f} |")
     print("\na face never seen (its nearest training photo beyond FAR, a linear share from NEAR) borrows no errors and "
           "keeps at least a fraction of its own tint (--unseen-distance NEAR FAR --unfamiliar-keep FRACTION):\n")
-    print("| NEAR FAR | " + " | ".join(f"keeps {f:g}" for f in UNFAMILIAR_KEEPS) + " |\n|" +
-          " --- |" * (1 + len(UNFAMILIAR_KEEPS)))
-    for near, far in UNSEEN_DISTANCES:
-        print(f"| {near:g} {far:g} | " + " | ".join("{:.2f} / {:.2f}".format(*figures[(near, far, f)])
-                                                     for f in UNFAMILIAR_KEEPS) + " |")
+    for what, cell in (("seen / validation people", lambda key: "{:.2f} / {:.2f}".format(*figures[key])),
+                       ("score", lambda key: f"{score[key]:.3f}")):
+        print(f"| NEAR FAR: {what} | " + " | ".join(f"keeps {f:g}" for f in UNFAMILIAR_KEEPS) + " |\n|" +
+              " --- |" * (1 + len(UNFAMILIAR_KEEPS)))
+        for near, far in UNSEEN_DISTANCES:
+            print(f"| {near:g} {far:g} | " + " | ".join(cell((near, far, f)) for f in UNFAMILIAR_KEEPS) + " |")
+        print()
+    print("score: each validation MSE over the borrowing before's, seen people's plus validation people's (lower is "
+          "better; both kinds of face weigh alike)\n")
+    for who, nearest in (("seen people", seen_nearest), ("validation people", torch.cat(distances))):
+        low, median, high = torch.quantile(nearest, torch.tensor([0.05, 0.5, 0.95])).tolist()
+        print(f"{who}: distance to the nearest training photo, median {median:.2f}, 5-95 % {low:.2f}-{high:.2f}; "
+              f"beyond " + ", ".join(f"{d:g}: {(nearest > d).float().mean():.0%}" for d in (0.85, 1.2)))
 
 
 def main(argv=None):

@@ -44,8 +44,8 @@ DEFAULT_UNSEEN_DISTANCE = (0.85, 1.2)
 DEFAULT_UNFAMILIAR_KEEP = 0.5
 ERROR_GRID = 8  # the network's errors are borrowed as their means over an 8x8 grid: sittings, not pixels, align
 # chosen on validation photos, validation people and the four outside photos (choose_fade.py; EXPERIMENTS.md,
-# Photos from outside the dataset)
-DEFAULT_FADE = (0.5, 0.7)
+# Photos from outside the dataset; 0.5 0.7 until the unfamiliar faces kept half their own tint)
+DEFAULT_FADE = (0.6, 0.7)
 
 
 def parse_args(argv=None):
@@ -106,8 +106,8 @@ def parse_args(argv=None):
                              f"nearest training photo's (neighbours.describe), like one within NEAR, a linear share "
                              f"between (default: {DEFAULT_UNSEEN_DISTANCE[0]:g} {DEFAULT_UNSEEN_DISTANCE[1]:g})")
     parser.add_argument("--no-unfamiliar-keep", dest="unfamiliar_keep", action="store_const", const=False,
-                        help="every photo borrows alike, however far its nearest training photo (as before "
-                             "2026-12-05)")
+                        help="every photo borrows alike, however far its nearest training photo (the default "
+                             "before faces never seen kept half their own tint)")
     parser.add_argument("--fade-unfamiliar", nargs=2, type=train_flags.nonnegative_float, metavar=("FULL", "NONE"),
                         help=f"each of a photo's 3x3 regions keeps all its predicted a*b* where its L* histogram is "
                              f"within FULL of the nearest training photo's same region (Hellinger distance, "

@@ -49,7 +49,7 @@ def test_estimates_replace_the_tint_as_named(faces):
     # the default itself: what models.Borrowed computes from the same bank, with the network's errors on it
     bank_errors = torch.nn.functional.adaptive_avg_pool2d(train_ab - train_own, 8)
     lent = models.Borrowed(Fixed(own), neighbours.describe(train_l), data.tint(train_ab), 10, 0.0, 0.1, bank_errors)
-    before = "the default's tint + the network's error on them, 8x8 (the default before 2026-12-05)"
+    before = "the default's tint + the network's error on them, 8x8 (the default for a seen sitting)"
     assert torch.allclose(out[before], lent(val_l), atol=1e-5)
     for name, pred in out.items():  # each whole-photo estimate keeps the network's detail around its tint
         if not name.startswith("per region") and "error" not in name:
