@@ -341,12 +341,13 @@ class Borrowed(nn.Module):
         self.side_multiple = model.side_multiple
 
     def forward(self, l_norm):
-        index, weights = neighbours.weighted(l_norm, self.bank, self.k, self.temperature)
+        distance, index = neighbours.nearest_distances(l_norm, self.bank, self.k)
+        weights = neighbours.weights_of(distance, self.temperature)
         ab_norm = self.model(l_norm).float()
         keep, seen = self.keep, 1.0
         if self.unfamiliar is not None:
             near, far, fraction = self.unfamiliar
-            unseen = neighbours.unfamiliar(l_norm, self.bank, near, far)
+            unseen = neighbours.unfamiliar(distance[:, 0], near, far)
             keep, seen = (fraction * unseen).clamp(min=self.keep), (1 - unseen).reshape(-1, 1, 1, 1)
         if self.bank_errors is not None:
             error = torch.einsum("nk,nkcij->ncij", weights, self.bank_errors[index])

@@ -44,22 +44,30 @@ def nearest(l_norm, bank, k, excluded=None):
     return distance.topk(min(k, len(bank)), largest=False).indices
 
 
+def nearest_distances(l_norm, bank, k):
+    """(distances, indices), each N x k: the k descriptors of `bank` nearest to each photo of l_norm, nearest first."""
+    return torch.cdist(describe(l_norm), bank).topk(min(k, len(bank)), largest=False)
+
+
+def weights_of(distance, temperature):
+    """The weights of `weighted` from its nearest_distances `distance` (N x k, nearest first)."""
+    return torch.softmax(-(distance / distance[:, :1].clamp_min(1e-6)) / temperature, 1)
+
+
 def weighted(l_norm, bank, k, temperature):
     """(indices N x k, weights N x k summing to 1) of the k descriptors of `bank` nearest to each photo of l_norm:
     softmax(-(d / d_nearest) / temperature) over their distances d. Relative to the nearest, so that a photo whose
     own sitting is in the bank (its nearest far nearer than the rest) takes mostly that sitting's colours, and a face
     never seen (all of them about as far) their mean; a large temperature gives the plain mean."""
-    distance, index = torch.cdist(describe(l_norm), bank).topk(min(k, len(bank)), largest=False)
-    ratio = distance / distance[:, :1].clamp_min(1e-6)
-    return index, torch.softmax(-ratio / temperature, 1)
+    distance, index = nearest_distances(l_norm, bank, k)
+    return index, weights_of(distance, temperature)
 
 
-def unfamiliar(l_norm, bank, near, far):
-    """N values in [0, 1]: how unlike every photo of `bank` each photo of l_norm looks, by the distance to its nearest
-    one: 0 within `near`, 1 beyond `far`, linearly between. A face never seen has no sitting of its own in the bank,
-    so what the bank lends it comes from other people."""
-    distance = torch.cdist(describe(l_norm), bank).amin(1)
-    return ((distance - near) / (far - near)).clamp(0, 1)
+def unfamiliar(nearest, near, far):
+    """N values in [0, 1]: how unlike every photo of a bank each photo looks, by `nearest`, its distance to its nearest
+    one (nearest_distances): 0 within `near`, 1 beyond `far`, linearly between. A face never seen has no sitting of
+    its own in the bank, so what the bank lends it comes from other people."""
+    return ((nearest - near) / (far - near)).clamp(0, 1)
 
 
 def exemplar(l_norm, bank, bank_ab, k, excluded=None, chunk=256):

@@ -127,7 +127,7 @@ def estimates(own, ab_true, train_l, train_ab, val_l, penalty, train_own=None):
             out[f"the default's tint + the network's error on them, {grid}x{grid} (the default for a seen sitting)"] = \
                 pulled(default_tint, corrected)
             near, far = test_colorize.DEFAULT_UNSEEN_DISTANCE
-            seen = 1 - neighbours.unfamiliar(val_l, bank, near, far)[:, None, None, None]
+            seen = 1 - neighbours.unfamiliar(distance.amin(1), near, far)[:, None, None, None]
             out[f"the same, errors only from a seen sitting (nearest within {near:g}, none beyond {far:g})"] = pulled(
                 default_tint, own + seen * (corrected - own))
             out[f"mean of the 5 nearest + their errors, {grid}x{grid}"] = pulled(
@@ -193,7 +193,7 @@ def lent_predictions(run_dir, faces, wanted):
     for name, (keep, unfamiliar) in lending_rows().items():
         lending = test_colorize.borrowed(own, stages.lent, keep=keep, unfamiliar=unfamiliar)
         out[name] = FadedUnfamiliar(lending, stages.bank, *test_colorize.DEFAULT_FADE)(l_norm)
-    return out, ab_norm, torch.cdist(neighbours.describe(l_norm), stages.bank).amin(1)
+    return out, ab_norm, neighbours.nearest_distances(l_norm, stages.bank, 1)[0][:, 0]
 
 
 def validation_people(names, data_dir=None):
@@ -204,7 +204,8 @@ def validation_people(names, data_dir=None):
 
 
 def crossval_screen(args, faces):
-    """Print the --crossval table: validation MSE of each lending_rows row (seen people, validation people) and its score."""
+    """Print the --crossval tables: each lending_rows row's validation MSE (seen people, validation people) and its
+    score."""
     words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
     if not runs:
         raise runtime.UserError(f"no finished crossval run of `{' '.join(words)}` in {args.runs_dir / 'crossval'}")

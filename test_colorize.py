@@ -383,12 +383,12 @@ def lent_by_faces(model, checkpoint, faces, args, errors):
 
 def with_training_photos(model, checkpoint, faces, args):
     """`model` with what its training photos tell: each prediction lent its nearest training photos' weighted error
-    and tint (Borrowed: --tint-neighbours, --neighbour-temperature, --borrow-errors, --tint-keep, --unfamiliar-keep),
-    then its colour
-    faded in the regions that look unlike every training photo (FadedUnfamiliar: --fade-unfamiliar). --tint-keep 1,
-    --no-borrow-errors and --no-fade-unfamiliar leave each out. What they need comes from the checkpoint where it
-    carries it (a shipped one: carried), else from the faces (lent_by_faces; without them all are left out, which a
-    note says). A network trained with exemplar input gets it first (exemplared; zeros without the faces)."""
+    and tint (Borrowed: --tint-neighbours, --neighbour-temperature, --borrow-errors, --tint-keep, --unfamiliar-keep,
+    --unseen-distance), then its colour faded in the regions that look unlike every training photo (FadedUnfamiliar:
+    --fade-unfamiliar). --tint-keep 1, --no-borrow-errors and --no-fade-unfamiliar leave each out. What they need
+    comes from the checkpoint where it carries it (a shipped one: carried), else from the faces (lent_by_faces;
+    without them all are left out, which a note says). A network trained with exemplar input gets it first
+    (exemplared; zeros without the faces)."""
     keep = 0.0 if args.tint_keep is None else args.tint_keep
     errors = args.borrow_errors is not False
     k = args.tint_neighbours or DEFAULT_TINT_NEIGHBOURS

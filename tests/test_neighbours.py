@@ -95,11 +95,13 @@ def test_unfamiliar_is_the_linear_share_between_a_seen_sitting_and_none():
     dark, light = torch.full((1, 1, 32, 32), 0.2), torch.full((1, 1, 32, 32), 0.8)
     bank = neighbours.describe(dark)
     far = 18 ** 0.5  # each of the 9 cells' one-level histograms is sqrt(2) from the other's
-    assert neighbours.unfamiliar(dark, bank, 0.5, 1).item() == 0  # a training photo itself
-    assert neighbours.unfamiliar(light, bank, 0.5, 1).item() == 1
-    assert neighbours.unfamiliar(light, bank, far - 1, far + 1).item() == pytest.approx(0.5, abs=1e-5)
-    assert neighbours.unfamiliar(light, bank, far - 3, far + 1).item() == pytest.approx(0.75, abs=1e-5)
-    assert neighbours.unfamiliar(light, bank, far + 0.1, far + 1).item() == 0
+    nearest = {photo: neighbours.nearest_distances(l_norm, bank, 1)[0][:, 0] for photo, l_norm in (("dark", dark),
+                                                                                                    ("light", light))}
+    assert neighbours.unfamiliar(nearest["dark"], 0.5, 1).item() == 0  # a training photo itself
+    assert neighbours.unfamiliar(nearest["light"], 0.5, 1).item() == 1
+    assert neighbours.unfamiliar(nearest["light"], far - 1, far + 1).item() == pytest.approx(0.5, abs=1e-5)
+    assert neighbours.unfamiliar(nearest["light"], far - 3, far + 1).item() == pytest.approx(0.75, abs=1e-5)
+    assert neighbours.unfamiliar(nearest["light"], far + 0.1, far + 1).item() == 0
 
 
 def test_a_face_never_seen_keeps_its_share_of_its_own_tint_and_borrows_no_errors():
