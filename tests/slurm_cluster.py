@@ -6,9 +6,10 @@ gres gpu:l4 on /dev/null, /dev/zero and /dev/full) in a partition named like HiP
 project's sbatch scripts, which ask for --partition=hpg-turin --gres=gpu:l4:N, are submitted unchanged. No
 partition is the default: a script that names none, or another, is refused here.
 
-Job credentials last 20 s instead of SLURM's default 120 s: that is also how long a requeued job is held before
+Job credentials last 10 s instead of SLURM's default 120 s: that is also how long a requeued job is held before
 it may start again (starting it earlier, with `scontrol update StartTime=now`, races the revoked credential of its
-killed first run: "Job credential revoked", and the job fails).
+killed first run: "Job credential revoked", and the job fails). The schedulers look at pending jobs every second
+instead of every 30-60 s, so a job held so starts when its hold ends, not at the next backfill pass.
 
 Waits are bounded by progress, not by wall time: a wait fails only when nothing has changed (job state, restarts,
 the size of the files the caller watches) for `stall` seconds, so a slow or busy machine only makes it longer.
@@ -25,7 +26,7 @@ SlurmctldHost=localhost
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=cred_expire=20
+AuthInfo=cred_expire=10
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -36,6 +37,7 @@ GresTypes=gpu
 JobRequeue=1
 ReturnToService=2
 MinJobAge=600
+SchedulerParameters=sched_interval=1,bf_interval=1
 KillWait=5
 SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
