@@ -2,15 +2,17 @@
 
 Owner of that choice only (the rule itself is models.FadedUnfamiliar). It scores, for every (FULL, NONE) of a grid:
 - the validation photos of seen people (a screening run of the image split, --val-fraction 0.1) and the validation
-  people (a screening run of --split-by person), each against the same run without fading: the dataset's photos
+  people (the 37 people no new-face test split holds, each by the crossval fold that held them out, as
+  screen_tints.py --crossval scores them), each against the same networks without fading: the dataset's photos
   should keep their colour;
 - colour photos from outside the dataset (default ../shared/outside_photos, scored as colour originals at full
   resolution, as test_colorize.py --input --score does) with the shipped model, against no colour at all.
 The chosen setting has the lowest mean of three ratios: the outside photos' mean MSE over no colour's, and each
 validation set's MSE over its MSE without fading. It is then checked on versions of the validation photos that no
 choice saw: cropped, rescaled and re-lit; and on the test photos of the 3 seeds' image and person splits, how many
-would fade at all (their training photos are the bank; no network needed). Prints markdown tables; `--out` gets one picture of the outside photos
-(gray | without fading | with the chosen fading | original). Every prediction borrows its tint (the default).
+would fade at all (their training photos are the bank; no network needed). Prints markdown tables; `--out` gets one
+picture of the outside photos (gray | without fading | with the chosen fading | original). Every prediction borrows
+its tint (the default).
 
     python choose_fade.py     # about a minute on a 2-core CPU
 """
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import data
+import experiments
 import neighbours
 import runtime
 import test_colorize
@@ -29,6 +32,7 @@ import train_flags
 # the default recipe's screening runs: experiments/recipes.txt line 11, the default since 2026-12-04 (line 1 before,
 # colorize_arch_fusion_epochs_15_batch-size_10_lr_1e-3_lr-schedule_cosine_seed0)
 SCREEN = "colorize_arch_fusion_epochs_4_lr_3e-3_lr-schedule_one-cycle_crop-min_0.9_seed0"
+CROSSVAL = "--crop-min 0.9"  # the default recipe's line of experiments/crossval.txt
 FULL = [round(0.1 * i, 1) for i in range(2, 9)]
 WIDTH = [0.1, 0.2, 0.3, 0.4, 0.6, 0.8]  # NONE - FULL
 # versions of the validation photos that no choice saw (rgb N x 3 x 128 x 128 in [0, 1] to the same)
@@ -50,8 +54,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / SCREEN,
                         help="screening run of the image split (experiments.py screen-recipes)")
-    parser.add_argument("--people-run", type=Path, default=Path("runs/screen-recipes-newfaces") / SCREEN,
-                        help="screening run of the person split (experiments.py screen-recipes-newfaces)")
+    parser.add_argument("--crossval", metavar="MATCH", default=CROSSVAL,
+                        help="the validation people's networks: the crossval runs of the first line of "
+                             "experiments/crossval.txt that contains MATCH (experiments.py crossval)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where experiments.py keeps its runs")
     parser.add_argument("--checkpoint", type=Path, default=test_colorize.SHIPPED,
                         help="the model that colorizes the outside photos")
     parser.add_argument("--photos", type=Path, default=data.SCRIPT_DIR.parent / "shared" / "outside_photos",
@@ -76,29 +82,39 @@ class Scored:
     (FULL, NONE), or without it for None, exactly as FadedUnfamiliar computes at the network's input size and
     test_colorize.py then upsamples."""
 
-    def __init__(self, model, bank, photos):
-        """photos: (l_norm the network sees, ab_norm of the original at its own size) pairs."""
-        self.bank = bank
+    def __init__(self, parts):
+        """parts: (l_norm the network sees, its unfaded ab_norm, ab_norm of the original at its own size, the
+        descriptors of the network's training photos) of each batch of photos."""
+        self.parts = parts
+
+    @classmethod
+    def of(cls, model, bank, photos):
+        """photos: (l_norm the network sees, ab_norm of the original at its own size) pairs; bank: the descriptors
+        of the model's training photos."""
         with torch.no_grad():
-            self.parts = [(l_norm, model(l_norm).float(), ab_true) for l_norm, ab_true in photos]
+            return cls([(l_norm, model(l_norm).float(), ab_true, bank) for l_norm, ab_true in photos])
+
+    @classmethod
+    def pooled(cls, scored):
+        """The photos of several Scored (each keeps its own network's prediction and training photos)."""
+        return cls([part for one in scored for part in one.parts])
 
     def faded(self, fade):
         """The predictions at the originals' size with the fading (FULL, NONE) or None."""
         out = []
-        for l_norm, ab_norm, ab_true in self.parts:
+        for l_norm, ab_norm, ab_true, bank in self.parts:
             if fade is not None:
-                ab_norm = data.fade(ab_norm, neighbours.kept_fraction(l_norm, self.bank, *fade))
+                ab_norm = data.fade(ab_norm, neighbours.kept_fraction(l_norm, bank, *fade))
             out.append(test_colorize.upsample(ab_norm, ab_true))
         return out
 
     def none(self):
         """Each photo's MSE with no colour at all."""
-        return [data.ab_mse_raw(torch.zeros_like(ab_true), ab_true).mean(1).tolist() for _, _, ab_true in self.parts]
+        return [data.ab_mse_raw(torch.zeros_like(part[2]), part[2]).mean(1).tolist() for part in self.parts]
 
     def mse(self, fade):
         """Each photo's MSE (raw Lab units^2): a list, one value per photo."""
-        return [data.ab_mse_raw(pred, ab_true).mean(1).tolist() for pred, (_, _, ab_true)
-                in zip(self.faded(fade), self.parts)]
+        return [data.ab_mse_raw(pred, part[2]).mean(1).tolist() for pred, part in zip(self.faded(fade), self.parts)]
 
 
 def dataset_photos(rgb):
@@ -164,19 +180,47 @@ def faded_test_photos(rgb, names, fade, data_dir, seeds=(0, 1, 2)):
     return rows
 
 
-def validation_sets(args, faces):
-    """{"image", "people": Scored validation photos of each screening run}, and {the same: {version: Scored}}."""
+def scored_versions(model, bank, rgb):
+    """Scored photos (rgb) as they are, and {version: Scored} of each of VERSIONS."""
+    return Scored.of(model, bank, dataset_photos(rgb)), {version: Scored.of(model, bank, dataset_photos(make(rgb)))
+                                                          for version, make in VERSIONS.items()}
+
+
+def seen_people(args, faces):
+    """scored_versions of the validation photos of the image-split screening run."""
     rgb, names = faces
-    sets, versions = {}, {}
-    for name, path in (("image", args.image_run), ("people", args.people_run)):
-        model, bank, checkpoint = borrowing(path / "colorizer.pt", faces)
-        if not checkpoint.get("val_names"):
-            raise runtime.UserError(f"{path}: a screening run with validation photos (--val-fraction) is needed")
-        val_rgb = rgb[data.select_by_name(names, checkpoint["val_names"])]
-        sets[name] = Scored(model, bank, dataset_photos(val_rgb))
-        versions[name] = {version: Scored(model, bank, dataset_photos(make(val_rgb)))
-                          for version, make in VERSIONS.items()}
-    return sets, versions
+    model, bank, checkpoint = borrowing(args.image_run / "colorizer.pt", faces)
+    if not checkpoint.get("val_names"):
+        raise runtime.UserError(f"{args.image_run}: a screening run with validation photos (--val-fraction) is needed")
+    return scored_versions(model, bank, rgb[data.select_by_name(names, checkpoint["val_names"])])
+
+
+def validation_people(args, faces):
+    """scored_versions of the validation people's photos, pooled over the crossval folds that held them out."""
+    rgb, names = faces
+    words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
+    if not runs:
+        raise runtime.UserError(f"--crossval: no finished crossval run of `{' '.join(words)}` in "
+                                f"{args.runs_dir / 'crossval'}")
+    wanted = experiments.validation_people(names, args.data_dir)
+    folds = []
+    for _, run_dir in runs:
+        model, bank, checkpoint = borrowing(run_dir / "colorizer.pt", faces)
+        tested = checkpoint["test_names"]
+        held_out = [name for name, person in zip(tested, data.people_of(tested, args.data_dir)) if person in wanted]
+        if held_out:
+            folds.append(scored_versions(model, bank, rgb[data.select_by_name(names, held_out)]))
+    people = Scored.pooled([fold[0] for fold in folds])
+    print(f"validation people: the {len(wanted)} people no new-face test split holds "
+          f"({sum(len(part[0]) for part in people.parts)} photos), each by the fold of `{' '.join(words)}` that held "
+          f"them out (experiments.py crossval)\n")
+    return people, {version: Scored.pooled([fold[1][version] for fold in folds]) for version in VERSIONS}
+
+
+def validation_sets(args, faces):
+    """{"image": seen_people's Scored photos, "people": validation_people's}, and {the same: {version: Scored}}."""
+    image, people = seen_people(args, faces), validation_people(args, faces)
+    return {"image": image[0], "people": people[0]}, {"image": image[1], "people": people[1]}
 
 
 def print_grid(rows, chosen):
@@ -214,7 +258,7 @@ def main(argv=None):
     sets, versions = validation_sets(args, faces)
     model, bank, _ = borrowing(args.checkpoint, faces)
     parts, rgbs = outside_photos(args.photos, model.side_multiple)
-    sets["outside"] = Scored(model, bank, parts)
+    sets["outside"] = Scored.of(model, bank, parts)
     none_mse = [m[0] for m in sets["outside"].none()]
     rows = grid_rows(sets, none_mse)
     fade = min(rows, key=lambda row: row[-1])[0]

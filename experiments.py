@@ -316,6 +316,17 @@ def fold_predictions(run_dir, faces):
     return people, [data.ab_mse_raw(p, ab_norm).mean(1).tolist() for p in predictions]
 
 
+NEW_FACE_SEEDS = (0, 1, 2)  # the person splits of the new-face test rows (EXPERIMENTS.md, New faces)
+
+
+def validation_people(names, data_dir=None):
+    """The people that no person split of NEW_FACE_SEEDS tests: new-face choices are made on them, each by the
+    crossval fold that held them out (screen_tints.py --crossval, choose_fade.py)."""
+    people = data.people_of(names, data_dir)
+    tested = {people[i] for seed in NEW_FACE_SEEDS for i in data.split_indices(len(names), seed, groups=people)[2]}
+    return set(people) - tested
+
+
 PEOPLE_COLUMNS = ("own colours", "borrowed alike however far (the default before)", "default", "true tint (bound)")
 
 

@@ -45,9 +45,6 @@ import test_colorize
 import train_flags
 from models import FadedUnfamiliar
 
-NEW_FACE_SEEDS = (0, 1, 2)  # the person splits of the new-face test rows (EXPERIMENTS.md, New faces)
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / choose_fade.SCREEN,
@@ -196,20 +193,13 @@ def lent_predictions(run_dir, faces, wanted):
     return out, ab_norm, neighbours.nearest_distances(l_norm, stages.bank, 1)[0][:, 0]
 
 
-def validation_people(names, data_dir=None):
-    """The people that no person split of NEW_FACE_SEEDS tests: new-face choices are made on them."""
-    people = data.people_of(names, data_dir)
-    tested = {people[i] for seed in NEW_FACE_SEEDS for i in data.split_indices(len(names), seed, groups=people)[2]}
-    return set(people) - tested
-
-
 def crossval_screen(args, faces):
     """Print the --crossval tables: each lending_rows row's validation MSE (seen people, validation people) and its
     score."""
     words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
     if not runs:
         raise runtime.UserError(f"no finished crossval run of `{' '.join(words)}` in {args.runs_dir / 'crossval'}")
-    wanted = validation_people(faces[1], args.data_dir)
+    wanted = experiments.validation_people(faces[1], args.data_dir)
     errors, distances = {}, []
     for _, run_dir in runs:
         predictions, ab_norm, nearest = lent_predictions(run_dir, faces, wanted)
@@ -221,7 +211,7 @@ def crossval_screen(args, faces):
                for name, parts in errors.items()}
     photos = len(torch.cat(errors["the network's own colours"]))
     print(f"`{' '.join(words)}`: {len(runs)} folds, their validation people ({len(wanted)} people, no person split of "
-          f"seeds {', '.join(map(str, NEW_FACE_SEEDS))} tests them; {photos} photos); seen people: "
+          f"seeds {', '.join(map(str, experiments.NEW_FACE_SEEDS))} tests them; {photos} photos); seen people: "
           f"{args.image_run.name}'s validation photos. Validation MSE, seen people / validation people:\n")
     before = figures["borrowed alike however far (the default before)"]
     score = {name: seen_mse / before[0] + new_mse / before[1] for name, (seen_mse, new_mse) in figures.items()}

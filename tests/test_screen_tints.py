@@ -2,6 +2,7 @@
 import torch
 
 import data
+import experiments
 import models
 import neighbours
 import screen_tints
@@ -59,7 +60,7 @@ def test_estimates_replace_the_tint_as_named(faces):
 def test_crossval_screen_borrows_around_the_networks_predictions_on_people_no_test_split_holds(faces):
     rgb, names = faces
     people = data.people_of(names)
-    wanted = screen_tints.validation_people(names)
+    wanted = experiments.validation_people(names)
     tested = [{people[i] for i in data.split_indices(len(names), seed, groups=people)[2]} for seed in (0, 1, 2)]
     assert all(len(t) == 5 and not t & wanted for t in tested) and wanted | set().union(*tested) == set(people)
     # each row of the grid borrows around the predictions made once, as around the network itself
