@@ -6,7 +6,8 @@ from pathlib import Path
 
 # Under pytest-xdist (the README's test command: one worker per core) each worker and the scripts it starts get
 # their share of the cores, unless OMP_NUM_THREADS says otherwise: two workers of two threads each on a 2-core
-# machine ran the suite slower than one worker (364 against 337 s), their OpenMP threads waiting on each other.
+# machine ran the suite slower than one worker (503 against 297 s; 192 s with one thread each: EXPERIMENTS.md, The
+# test suite), their OpenMP threads waiting on each other.
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS",
                           str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
