@@ -199,9 +199,6 @@ def validation_people(args, faces):
     """scored_versions of the validation people's photos, pooled over the crossval folds that held them out."""
     rgb, names = faces
     words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
-    if not runs:
-        raise runtime.UserError(f"--crossval: no finished crossval run of `{' '.join(words)}` in "
-                                f"{args.runs_dir / 'crossval'}")
     wanted = experiments.validation_people(names, args.data_dir)
     folds = []
     for _, run_dir in runs:

@@ -332,7 +332,7 @@ PEOPLE_COLUMNS = ("own colours", "borrowed alike however far (the default before
 
 def crossval_runs(runs_dir, match=""):
     """(the first line of experiments/crossval.txt containing `match`, [(fold, run folder) of its finished runs]);
-    a line left out is named."""
+    a line left out is named, and none finished is refused in one line."""
     lines = [words for words in read_configs(STAGES["crossval"]["list"]) if match in " ".join(words)]
     if not lines:
         raise SystemExit(f"error: --match {match!r}: no line of {STAGES['crossval']['list'].name} contains it")
@@ -343,6 +343,8 @@ def crossval_runs(runs_dir, match=""):
             runs.append((flags[1], run_dir))
         else:
             print(f"({run_dir}: not finished, left out)")
+    if not runs:
+        raise SystemExit(f"error: no finished crossval run of `{' '.join(words)}` in {runs_dir / 'crossval'}")
     return words, runs
 
 
@@ -359,8 +361,6 @@ def people_table(runs_dir, match=""):
         for person in sorted(set(people)):
             mine = [i for i, p in enumerate(people) if p == person]
             rows.append((person, fold, [statistics.mean(column[i] for i in mine) for column in columns]))
-    if not rows:
-        raise SystemExit(f"error: no finished crossval run of `{' '.join(words)}` in {runs_dir / 'crossval'}")
     print(f"`{' '.join(words)}`, {len(fold_means)} folds: test MSE per person (their 15 photos)\n")
     print("| person | fold | " + " | ".join(PEOPLE_COLUMNS) + " |\n|" + " --- |" * (2 + len(PEOPLE_COLUMNS)))
     for person, fold, figures in sorted(rows, key=lambda row: (int(row[0].lstrip("p")), row[1])):

@@ -45,6 +45,7 @@ import test_colorize
 import train_flags
 from models import FadedUnfamiliar
 
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / choose_fade.SCREEN,
@@ -197,8 +198,6 @@ def crossval_screen(args, faces):
     """Print the --crossval tables: each lending_rows row's validation MSE (seen people, validation people) and its
     score."""
     words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
-    if not runs:
-        raise runtime.UserError(f"no finished crossval run of `{' '.join(words)}` in {args.runs_dir / 'crossval'}")
     wanted = experiments.validation_people(faces[1], args.data_dir)
     errors, distances = {}, []
     for _, run_dir in runs:
