@@ -223,9 +223,10 @@ def validation_sets(args, faces):
 def print_grid(rows, chosen):
     print("| FULL | NONE | outside photos / no colour | worst outside photo | image split (val) / unfaded | "
           "validation people / unfaded | mean of the three |\n| --- | --- | --- | --- | --- | --- | --- |")
-    for fade, *ratios in rows:
+    for fade, *ratios, score in rows:
         mark = " **chosen**" if fade == chosen else ""
-        print(f"| {fade[0]:g} | {fade[1]:g} | " + " | ".join(f"{r:.3f}" for r in ratios) + f" |{mark}")
+        # the score to four decimals: neighbouring settings often tie at three
+        print(f"| {fade[0]:g} | {fade[1]:g} | " + " | ".join(f"{r:.3f}" for r in ratios) + f" | {score:.4f} |{mark}")
     print(f"\nchosen: --fade-unfamiliar {chosen[0]:g} {chosen[1]:g}\n")
 
 
