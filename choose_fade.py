@@ -186,7 +186,7 @@ def scored_versions(model, bank, rgb):
                                                           for version, make in VERSIONS.items()}
 
 
-def seen_people(args, faces):
+def scored_seen_people(args, faces):
     """scored_versions of the validation photos of the image-split screening run."""
     rgb, names = faces
     model, bank, checkpoint = borrowing(args.image_run / "colorizer.pt", faces)
@@ -195,7 +195,7 @@ def seen_people(args, faces):
     return scored_versions(model, bank, rgb[data.select_by_name(names, checkpoint["val_names"])])
 
 
-def validation_people(args, faces):
+def scored_validation_people(args, faces):
     """scored_versions of the validation people's photos, pooled over the crossval folds that held them out."""
     rgb, names = faces
     words, runs = experiments.crossval_runs(args.runs_dir, args.crossval)
@@ -215,8 +215,9 @@ def validation_people(args, faces):
 
 
 def validation_sets(args, faces):
-    """{"image": seen_people's Scored photos, "people": validation_people's}, and {the same: {version: Scored}}."""
-    image, people = seen_people(args, faces), validation_people(args, faces)
+    """{"image": scored_seen_people's Scored photos, "people": scored_validation_people's}, and {the same:
+    {version: Scored}}."""
+    image, people = scored_seen_people(args, faces), scored_validation_people(args, faces)
     return {"image": image[0], "people": people[0]}, {"image": image[1], "people": people[1]}
 
 
