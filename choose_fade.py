@@ -203,8 +203,7 @@ def scored_validation_people(args, faces):
     folds = []
     for _, run_dir in runs:
         model, bank, checkpoint = borrowing(run_dir / "colorizer.pt", faces)
-        tested = checkpoint["test_names"]
-        held_out = [name for name, person in zip(tested, data.people_of(tested, args.data_dir)) if person in wanted]
+        held_out = experiments.held_out_names(checkpoint, wanted, args.data_dir)
         if held_out:
             folds.append(scored_versions(model, bank, rgb[data.select_by_name(names, held_out)]))
     people = Scored.pooled([fold[0] for fold in folds])

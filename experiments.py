@@ -327,6 +327,15 @@ def validation_people(names, data_dir=None):
     return set(people) - tested
 
 
+def held_out_names(checkpoint, wanted=None, data_dir=None):
+    """The names of a run's held-out photos (its validation split if it has one, else its test split) whose people
+    are in `wanted` (None: all of them)."""
+    held_out = checkpoint["val_names"] or checkpoint["test_names"]
+    if wanted is None:
+        return held_out
+    return [name for name, person in zip(held_out, data.people_of(held_out, data_dir)) if person in wanted]
+
+
 PEOPLE_COLUMNS = ("own colours", "borrowed alike however far (the default before)", "default", "true tint (bound)")
 
 

@@ -179,11 +179,9 @@ def lent_predictions(run_dir, faces, wanted):
     ({}, None, None) if none are."""
     rgb, names = faces
     model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
-    held_out = checkpoint["val_names"] or checkpoint["test_names"]
-    if wanted is not None:
-        held_out = [name for name, person in zip(held_out, data.people_of(held_out)) if person in wanted]
-        if not held_out:
-            return {}, None, None
+    held_out = experiments.held_out_names(checkpoint, wanted)
+    if not held_out:
+        return {}, None, None
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, held_out)])
     stages = test_colorize.default_stages(model, checkpoint, faces)
     own = Predicted(stages.own(l_norm), model.side_multiple)
