@@ -23,8 +23,10 @@ With --crossval, what a face never seen is lent (models.Borrowed's `unfamiliar`:
 --unseen-distance and --unfamiliar-keep; and --tint-keep for every photo) is screened instead on the validation
 people of the 10-fold cross-validation (experiments.py crossval): the people that no person split of seeds 0-2 (the
 new-face test rows) tests, each by the fold that held them out, 37 of the 50 against the 5 of one screening run;
-beside them, the validation photos of seen people (--image-run). All rows are faded as the default
-(models.FadedUnfamiliar) but the network's own colours.
+beside them, the validation photos of seen people (--image-run). Its rows also give a face never seen, for a
+share of the tint it does not keep of its own, the training photos' mean tint instead of its neighbours' (not a flag:
+the screen found it not worth its cost to seen people). All rows are faded as the default (models.FadedUnfamiliar)
+but the network's own colours.
 
     python screen_tints.py      # about a minute on a 2-core CPU
     python screen_tints.py --crossval "--crop-min 0.9"    # the default recipe's 10 folds: about a minute
@@ -171,6 +173,36 @@ def lending_rows():
     return rows
 
 
+# the --crossval rows where a face never seen takes, for this share of the tint it does not keep of its own, the
+# training photos' mean tint instead of its neighbours'; and how much of its own it keeps there
+MEAN_SHARES = (0.5, 1.0)
+MEAN_KEEPS = (0.4, 0.5)
+
+
+def mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep, share):
+    """`lent_pred` (models.Borrowed's prediction, ab_norm) with its tint set as if the neighbours' tint `toward` (N x 2)
+    had moved `share` x `unseen` of the way to `mean_tint` (2 values) before keeping `keep` x `unseen` of the network's
+    `own_tint` (N x 2); `unseen`: neighbours.unfamiliar of each photo. Its detail stays as lent."""
+    unseen = unseen[:, None]
+    toward = toward + share * unseen * (mean_tint - toward)
+    return data.pull_tint(lent_pred, toward + keep * unseen * (own_tint - toward), 0.0)
+
+
+def mean_tint_rows(own, lent, l_norm):
+    """{MEAN_SHARES x MEAN_KEEPS row name: unfaded prediction} around `own` (Predicted) lent by a Lent, as the default
+    would lend it but for the tint a face never seen takes (mean_tinted)."""
+    distance, index = neighbours.nearest_distances(l_norm, lent.descriptors, test_colorize.DEFAULT_TINT_NEIGHBOURS)
+    weights = neighbours.weights_of(distance, test_colorize.DEFAULT_NEIGHBOUR_TEMPERATURE)
+    toward = torch.einsum("nk,nkc->nc", weights, lent.tints[index])
+    unseen = neighbours.unfamiliar(distance[:, 0], *test_colorize.DEFAULT_UNSEEN_DISTANCE)
+    lent_pred = test_colorize.borrowed(own, lent)(l_norm)
+    own_tint = data.tint(own.ab_norm).flatten(1)
+    return {f"a face never seen keeps {keep:g} of its own tint, takes the training photos' mean tint for {share:g} "
+            f"of the rest (not a flag)": mean_tinted(lent_pred, own_tint, toward, lent.tints.mean(0), unseen, keep,
+                                                     share)
+            for share in MEAN_SHARES for keep in MEAN_KEEPS}
+
+
 @torch.no_grad()
 def lent_predictions(run_dir, faces, wanted):
     """{lending_rows row, and "the network's own colours": predictions, faded as the default but the network's own}
@@ -189,6 +221,9 @@ def lent_predictions(run_dir, faces, wanted):
     for name, (keep, unfamiliar) in lending_rows().items():
         lending = test_colorize.borrowed(own, stages.lent, keep=keep, unfamiliar=unfamiliar)
         out[name] = FadedUnfamiliar(lending, stages.bank, *test_colorize.DEFAULT_FADE)(l_norm)
+    for name, pred in mean_tint_rows(own, stages.lent, l_norm).items():
+        faded = FadedUnfamiliar(Predicted(pred, own.side_multiple), stages.bank, *test_colorize.DEFAULT_FADE)
+        out[name] = faded(l_norm)
     return out, ab_norm, neighbours.nearest_distances(l_norm, stages.bank, 1)[0][:, 0]
 
 
