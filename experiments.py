@@ -422,7 +422,7 @@ def main(argv=None):
     parser.add_argument("--bench-log", type=Path, nargs="+",
                         default=[str(HERE / "outputs" / name) for name in ("bench_recipes.log", "bench_exemplar.log",
                                                                            "bench_recipes2.log", "bench_recipes3.log",
-                                                                           "bench_recipes4.log")],
+                                                                           "bench_recipes4.log", "bench_recipes5.log")],
                         help="frontier: saved bench.py tables whose whole-run rows cost the recipes, each holding "
                              "the default recipe's row too")
     parser.add_argument("--out", type=Path, default=HERE / "outputs" / "speed_quality.png",
