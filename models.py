@@ -340,21 +340,28 @@ class Borrowed(nn.Module):
         self.register_buffer("bank_errors", None if bank_errors is None else bank_errors.float())
         self.side_multiple = model.side_multiple
 
-    def forward(self, l_norm):
+    def lenders(self, l_norm):
+        """(indices N x k, weights N x k) of each photo's nearest bank photos, and its unseen share (N values; None
+        without `unfamiliar`)."""
         distance, index = neighbours.nearest_distances(l_norm, self.bank, self.k)
-        weights = neighbours.weights_of(distance, self.temperature)
+        unseen = None if self.unfamiliar is None else neighbours.unfamiliar(distance[:, 0], *self.unfamiliar[:2])
+        return index, neighbours.weights_of(distance, self.temperature), unseen
+
+    def lent_tint(self, index, weights):
+        """The weighted true tint (N x 2) of the bank photos `lenders` names."""
+        return torch.einsum("nk,nkc->nc", weights, self.bank_tints[index])
+
+    def forward(self, l_norm):
+        index, weights, unseen = self.lenders(l_norm)
         ab_norm = self.model(l_norm).float()
         keep, seen = self.keep, 1.0
-        if self.unfamiliar is not None:
-            near, far, fraction = self.unfamiliar
-            unseen = neighbours.unfamiliar(distance[:, 0], near, far)
-            keep, seen = (fraction * unseen).clamp(min=self.keep), (1 - unseen).reshape(-1, 1, 1, 1)
+        if unseen is not None:
+            keep, seen = (self.unfamiliar[2] * unseen).clamp(min=self.keep), (1 - unseen).reshape(-1, 1, 1, 1)
         if self.bank_errors is not None:
             error = torch.einsum("nk,nkcij->ncij", weights, self.bank_errors[index])
             ab_norm = ab_norm + seen * nn.functional.interpolate(error, size=l_norm.shape[-2:], mode="bilinear",
                                                                  align_corners=False)
-        toward = torch.einsum("nk,nkc->nc", weights, self.bank_tints[index])
-        return data.pull_tint(ab_norm, toward, keep)
+        return data.pull_tint(ab_norm, self.lent_tint(index, weights), keep)
 
 
 class FadedUnfamiliar(nn.Module):

@@ -191,12 +191,9 @@ def mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep, share):
 def mean_tint_rows(own, lent, l_norm):
     """{MEAN_SHARES x MEAN_KEEPS row name: unfaded prediction} around `own` (Predicted) lent by a Lent, as the default
     would lend it but for the tint a face never seen takes (mean_tinted)."""
-    distance, index = neighbours.nearest_distances(l_norm, lent.descriptors, test_colorize.DEFAULT_TINT_NEIGHBOURS)
-    weights = neighbours.weights_of(distance, test_colorize.DEFAULT_NEIGHBOUR_TEMPERATURE)
-    toward = torch.einsum("nk,nkc->nc", weights, lent.tints[index])
-    unseen = neighbours.unfamiliar(distance[:, 0], *test_colorize.DEFAULT_UNSEEN_DISTANCE)
-    lent_pred = test_colorize.borrowed(own, lent)(l_norm)
-    own_tint = data.tint(own.ab_norm).flatten(1)
+    lending = test_colorize.borrowed(own, lent)
+    index, weights, unseen = lending.lenders(l_norm)
+    lent_pred, toward, own_tint = lending(l_norm), lending.lent_tint(index, weights), data.tint(own.ab_norm).flatten(1)
     return {f"a face never seen keeps {keep:g} of its own tint, takes the training photos' mean tint for {share:g} "
             f"of the rest (not a flag)": mean_tinted(lent_pred, own_tint, toward, lent.tints.mean(0), unseen, keep,
                                                      share)
