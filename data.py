@@ -29,6 +29,10 @@ IMAGE_SIZE = 128
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SCRIPT_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA_DIRS = (SCRIPT_DIR / "face_images", SCRIPT_DIR.parent / "shared" / "face_images")
+# a machine that keeps the faces elsewhere (a cluster's storage, the GPU machine of tools/gpu_check.sh) names them here
+DATA_DIR_VARIABLE = "FACECOLOR_DATA_DIR"
+DATA_DIR_HELP = (f"folder of face images (default: ${DATA_DIR_VARIABLE} if set, else face_images/ beside the scripts, "
+                 f"else ../shared/face_images)")
 # who is pictured in each photo (tools/identify_faces.py): --split-by person keeps each person in one split
 IDENTITY_TABLE = SCRIPT_DIR / "identities" / "face_identities.csv"
 
@@ -54,17 +58,23 @@ class DataError(Exception):
 # ---------------------------------------------------------------- loading
 
 def resolve_data_dir(data_dir=None):
-    """The folder to load: `data_dir` if given, else face_images/ beside the scripts, else ../shared/face_images."""
+    """The folder to load: `data_dir` if given, else $FACECOLOR_DATA_DIR if set, else face_images/ beside the
+    scripts, else ../shared/face_images. A folder named but missing is an error, never a silent fallback."""
     if data_dir is not None:
-        path = Path(data_dir)
-        if not path.is_dir():
-            raise DataError(f"--data-dir {data_dir}: no such folder")
-        return path
+        return _named_dir("--data-dir", data_dir)
+    if os.environ.get(DATA_DIR_VARIABLE):
+        return _named_dir(DATA_DIR_VARIABLE, os.environ[DATA_DIR_VARIABLE])
     for path in DEFAULT_DATA_DIRS:
         if path.is_dir():
             return path
     raise DataError(f"no face images found: unzip face_images.zip into {SCRIPT_DIR} "
                     f"(giving {DEFAULT_DATA_DIRS[0]}) or pass --data-dir")
+
+
+def _named_dir(name, value):
+    if not Path(value).is_dir():
+        raise DataError(f"{name} {value}: no such folder")
+    return Path(value)
 
 
 def is_data_dir(path, data_dir=None):

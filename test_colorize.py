@@ -56,8 +56,7 @@ def parse_args(argv=None):
                              f"default, if it exists, else the shipped model {SHIPPED}); several: their predictions "
                              f"are averaged (for the dataset they must share one split: the same --seed and "
                              f"--split-by)")
-    parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
-                                           "else ../shared/face_images)")
+    parser.add_argument("--data-dir", help=data.DATA_DIR_HELP)
     parser.add_argument("--out-dir", help="where PNGs are written (default: colorized/ beside the checkpoint)")
     parser.add_argument("--split", choices=("test", "val"), default="test",
                         help="held-out split to evaluate: val needs a checkpoint trained with --val-fraction "

@@ -7,7 +7,7 @@ HelpFormatter.
 import argparse
 import math
 
-from data import FOLDS
+from data import DATA_DIR_HELP, FOLDS
 
 
 def positive_int(text):
@@ -74,8 +74,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_augment=False, crop_min=0.7):
     """Flags every training script has; defaults differ per script."""
-    parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
-                                           "else ../shared/face_images)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--limit", type=positive_int, help="use only the first LIMIT images (quick runs)")
     parser.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the augmented training set")
     parser.add_argument("--batch-size", type=positive_int, default=10, help="images per training step")

@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# FACECOLOR_DATA_DIR: where a machine keeps the faces elsewhere (e.g. the GPU machine of tools/gpu_check.sh)
+# FACECOLOR_DATA_DIR: where a machine keeps the faces elsewhere, as for the scripts (data.DATA_DIR_VARIABLE)
 DATA_DIR = Path(os.environ.get("FACECOLOR_DATA_DIR", ROOT.parent / "shared" / "face_images"))
 sys.path.insert(0, str(ROOT))
 

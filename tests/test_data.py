@@ -1,4 +1,5 @@
 """data.py: loading, split and color math, checked against independent readers and the CIE formula."""
+import re
 import warnings
 
 import cv2
@@ -141,8 +142,20 @@ def test_gray_rgba_16bit_and_other_sizes_become_rgb_128(tmp_path):
     assert torch.allclose(by_name["deep.png"], torch.ones(3, 128, 128))
 
 
-def test_default_data_dir_falls_back_to_shared():
+def test_default_data_dir_falls_back_to_shared(monkeypatch):
+    monkeypatch.delenv(data.DATA_DIR_VARIABLE, raising=False)
     assert data.resolve_data_dir().resolve() in [p.resolve() for p in data.DEFAULT_DATA_DIRS]
+
+
+def test_the_environment_names_the_data_dir_below_the_flag_and_a_missing_one_is_an_error_not_a_fallback(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path))
+    assert data.resolve_data_dir() == tmp_path
+    assert data.resolve_data_dir(DATA_DIR) == DATA_DIR
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path / "gone"))
+    gone = re.escape(str(tmp_path / "gone"))
+    with pytest.raises(data.DataError, match=f"^FACECOLOR_DATA_DIR {gone}: no such folder$"):
+        data.resolve_data_dir()
 
 
 def test_select_by_name_reports_missing_names():

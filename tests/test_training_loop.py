@@ -141,8 +141,8 @@ def test_predict_runs_in_eval_mode_and_leaves_the_model_in_the_mode_it_found(tra
     x = torch.rand(6, 1, 16, 16)
     out = training_loop.predict(model, x, 4)
     assert model.training == training
-    with torch.no_grad():
-        expected = model.eval()(x)
+    with torch.no_grad():  # the same batches: a many-core CPU may pick another kernel for another batch size
+        expected = torch.cat([model.eval()(part) for part in x.split(4)])
     assert torch.equal(out, expected) and not out.requires_grad  # BatchNorm's running statistics, no autograd
 
 

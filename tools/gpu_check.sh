@@ -12,7 +12,7 @@
 #   3. bench.txt    bench.py --device cuda --precision float32 bfloat16 --variants --full-run $FULL_RUNS (default
 #                   "eager graphs bf16"): matrix peaks and each loop's share of them; the
 #                   whole default training run per mode, with seconds, images/s, test MSE and peak GPU memory.
-# summary.txt lists each step's exit status and seconds. About 8 minutes on an H200 (2026-12-04: tests 4, bench 3.3).
+# summary.txt lists each step's exit status and seconds. About 8 minutes on an H200 (2026-12-04: tests 4.3, bench 4.5).
 set -uo pipefail
 LOG_DIR=${1:?usage: tools/gpu_check.sh LOG_DIR}
 cd "$(dirname "$0")/.."
