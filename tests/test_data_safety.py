@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -78,14 +79,16 @@ def test_pngs_are_not_written_into_the_data_folder(checkpoint, tmp_path):
 # ---------------------------------------------------------------- one run per folder
 
 def _start_training(out_dir, *extra):
-    """A training run in the background that is still training once this returns (it printed its first progress
-    line), with its stderr lines so far."""
-    command = [sys.executable, str(ROOT / "train_colorize.py"), *map(str, TINY), "--epochs", 50, "--out-dir",
+    """A training run in the background that is training once this returns (it printed its first progress line)
+    and goes on until the test stops it: more epochs than it could finish (50 tiny epochs once ended while the
+    runs it was to block were still starting, and a finished run no longer holds its folder)."""
+    command = [sys.executable, str(ROOT / "train_colorize.py"), *map(str, TINY), "--epochs", 10**6, "--out-dir",
                str(out_dir), *map(str, extra)]
     job = subprocess.Popen(list(map(str, command)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                            cwd=ROOT)
     for line in job.stderr:
         if line.startswith("  epoch 1:"):
+            threading.Thread(target=job.stderr.read, daemon=True).start()  # a full pipe would stall the run
             return job
     pytest.fail(f"the background run ended before training (status {job.wait()})")
 
