@@ -9,7 +9,8 @@
 #                  PYTHON is not set; nothing when it is). A version: MODULES=pytorch/2.8.0 (`module spider pytorch`)
 #   DEVICE         --device of the python scripts (default: cuda, as every script asks for a GPU: a job that got
 #                  no usable GPU stops at once instead of training on the CPU of a GPU node)
-#   DATA_DIR       --data-dir for the scripts (default: the scripts' own: face_images/, ../shared/face_images)
+#   DATA_DIR       --data-dir for the scripts (default: the scripts' own: $FACECOLOR_DATA_DIR, face_images/,
+#                  ../shared/face_images)
 #   OUT_DIR        output folder (default per script, named after the job id so a requeued job finds it)
 #   EXTRA_ARGS     more flags for the python script, e.g. "--epochs 5 --limit 100"
 #   EXPERIMENTS    experiments.sbatch: the configuration list (default experiments/final.txt)
