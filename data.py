@@ -68,7 +68,7 @@ def resolve_data_dir(data_dir=None):
         if path.is_dir():
             return path
     raise DataError(f"no face images found: unzip face_images.zip into {SCRIPT_DIR} "
-                    f"(giving {DEFAULT_DATA_DIRS[0]}) or pass --data-dir")
+                    f"(giving {DEFAULT_DATA_DIRS[0]}), pass --data-dir or set {DATA_DIR_VARIABLE}")
 
 
 def _named_dir(name, value):
