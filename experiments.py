@@ -241,19 +241,33 @@ def recipe_costs(bench_logs, default_flags):
     return costs
 
 
-def frontier(runs_dir, bench_logs, out):
+def earlier_figures(path):
+    """{recipe flags: (seen people, new people)} from a table `frontier` printed before (None where it says -)."""
+    figures = {}
+    for line in Path(path).read_text().splitlines():
+        row = re.match(r"\| \d+ \| `([^`]*)`.* \| ([\d.]+|-) \| ([\d.]+|-) \|$", line)
+        if row:
+            figures[row[1]] = tuple(None if cell == "-" else float(cell) for cell in row.group(2, 3))
+    return figures
+
+
+def frontier(runs_dir, bench_logs, out, earlier=None):
     """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (as test_colorize.py
     runs) on the image split's validation photos and on the validation people (where screened), against the cost of
     its whole run relative to the reference recipe's (the first line: the recipe before 2026-12-04) in the same
-    saved `bench.py --networks` table (recipe_costs); prints the table and writes the PNG `out`."""
+    saved `bench.py --networks` table (recipe_costs); prints the table and writes the PNG `out`. Where a recipe has
+    no screening run in `runs_dir`, the figure of the table `earlier` stands (runs are scratch: a recipe screened
+    again need not retrain every other)."""
     recipes = read_configs(STAGES["screen-recipes"]["list"])
     costs = recipe_costs(bench_logs, " ".join(recipes[0][1:]))
+    before = earlier_figures(earlier) if earlier else {}
     faces = data.load_faces()
     points = []
     for words in recipes:
         flags = " ".join(words[1:])
         dirs = [runs_dir / stage / f"{slug(words)}_seed0" for stage in ("screen-recipes", "screen-recipes-newfaces")]
-        figures = [validation_mse(d, faces) if summary_path(d, words).exists() else None for d in dirs]
+        figures = [validation_mse(d, faces) if summary_path(d, words).exists() else old
+                   for d, old in zip(dirs, before.get(flags, (None, None)))]
         if flags in costs and any(figures):
             points.append((flags, costs[flags], *figures, is_default(words)))
     if not points:
@@ -427,6 +441,9 @@ def main(argv=None):
                              "the default recipe's row too")
     parser.add_argument("--out", type=Path, default=HERE / "outputs" / "speed_quality.png",
                         help="frontier: the picture to write")
+    parser.add_argument("--earlier", type=Path, metavar="TABLE",
+                        help="frontier: a table it printed before (e.g. outputs/speed_quality.log), whose figures "
+                             "stand for the recipes without a screening run in --runs-dir")
     parser.add_argument("--runs-dir", default="runs", help="where each run's folder goes")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with CPU cores / jobs threads)")
     parser.add_argument("--match", default="", metavar="TEXT",
@@ -443,7 +460,7 @@ def main(argv=None):
     elif args.stage == "people":
         people_table(runs_dir, args.match)
     elif args.stage == "frontier":
-        frontier(runs_dir, args.bench_log, args.out)
+        frontier(runs_dir, args.bench_log, args.out, args.earlier)
     elif args.stage == "table":
         for stage in STAGES:
             table(stage, runs_dir)

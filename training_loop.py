@@ -149,14 +149,18 @@ def evaluate(model, x, y, batch_size):
     return {"mse_a": mse_a, "mse_b": mse_b, "mse": (mse_a + mse_b) / 2}
 
 
+RECALIBRATION_IMAGES = 1000  # a weight average's BatchNorm statistics: forward passes, ~5 % of a default epoch
+
+
 class WeightAverage:
     """Exponential moving average of a model's weights and floating-point buffers (--ema DECAY), kept in a copy of
     the model (`.model`) that evaluation and the saved checkpoint use. Updated after every optimiser step by one
     fused lerp on the device: torch.optim.swa_utils.AveragedModel would do the same arithmetic but reads its
-    update count on the host at every update, a wait for the GPU at every step."""
+    update count on the host at every update, a wait for the GPU at every step. Before the average is evaluated or
+    saved, `recalibrate` recomputes its BatchNorm statistics: averaged statistics do not fit averaged weights."""
 
-    def __init__(self, model, decay):
-        self.decay = decay
+    def __init__(self, model, decay, updates=0):
+        self.decay, self.updates = decay, updates  # updates so far: a resumed run's average goes on where it stopped
         self.model = copy.deepcopy(model).requires_grad_(False)
         # load_state_dict copies into these same tensors, so the pairs are listed once, not at every step
         self._averaged, self._trained = self._floats(self.model), self._floats(model)
@@ -166,9 +170,20 @@ class WeightAverage:
         return [t for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()]
 
     def update(self):
-        """Move the average towards the trained model's current weights."""
+        """Move the average towards the trained model's current weights. Its memory starts short: after n updates
+        the decay is min(decay, (1 + n) / (10 + n)), as in TensorFlow's ExponentialMovingAverage with num_updates,
+        or a short run's average would be mostly its random initial weights."""
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
         with torch.no_grad():
-            torch._foreach_lerp_(self._averaged, self._trained, 1 - self.decay)
+            torch._foreach_lerp_(self._averaged, self._trained, 1 - decay)
+
+    def recalibrate(self, images, batch_size):
+        """BatchNorm's running statistics of the averaged weights, from RECALIBRATION_IMAGES of `images` (the
+        epoch's training inputs) spread over all of them (torch.optim.swa_utils.update_bn, as SWA does): without
+        it the average's colours were far off (EXPERIMENTS.md, "The weight average, mended")."""
+        stride = max(1, len(images) // RECALIBRATION_IMAGES)
+        torch.optim.swa_utils.update_bn(images[::stride].split(batch_size), self.model)
 
 
 def make_optimizer(model, args, steps_per_epoch=None):
@@ -244,7 +259,7 @@ def fit(model, run, args, target=None, identity=None):
         metrics, epoch = resume_from["metrics"], resume_from["epoch"] + 1
         skip_steps, loss_sum, seen = resume_from["partial"]
         loss_sum, seen = (loss_sum, seen) if rank == 0 else (0.0, 0)  # the saved sums are already global
-    average = WeightAverage(model, args.ema) if args.ema else None
+    average = WeightAverage(model, args.ema, (epoch - 1) * steps_per_epoch + skip_steps) if args.ema else None
     if average and resume_from is not None:
         average.model.load_state_dict(resume_from["model"])
 
@@ -272,6 +287,8 @@ def fit(model, run, args, target=None, identity=None):
                             f"{max(1, args.batch_size // 2)} (the last checkpoint is kept)") from None
         part_sum, part_seen = all_ranks_sum(part_sum, part_seen)
         loss_sum, seen = loss_sum + part_sum, seen + part_seen
+        if average and rank == 0:
+            average.recalibrate(train_l, args.batch_size)
         if not complete:
             if rank == 0:
                 with keeping(_kept(checkpoint_path, epoch - 1)):

@@ -325,6 +325,26 @@ def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_f
     assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_frontier_takes_an_earlier_tables_figures_only_for_recipes_without_a_run(tmp_path, monkeypatch,
+                                                                                     capsys):
+    lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
+    first, second = lines[:2]
+    run = tmp_path / "screen-recipes" / f"{experiments.slug(second)}_seed0"  # screened again, the image split only
+    run.mkdir(parents=True)
+    (run / "colorizer_summary.json").write_text("{}")
+    monkeypatch.setattr(experiments, "validation_mse", lambda run_dir, faces: 7.5)
+    earlier = tmp_path / "speed_quality.log"
+    earlier.write_text(f"| 1 | `{' '.join(first[1:])}` (the recipe before) | 13.0 | 1.00 | a.log | 5.74 | 29.88 |\n"
+                       f"| 2 | `{' '.join(second[1:])}` | 3.6 | 0.28 | a.log | 12.01 | 31.00 |\n")
+    log = tmp_path / "bench.log"
+    log.write_text("".join(f"[{' '.join(words[1:])}] whole run: 4 epochs x (fresh draw + loop)   4 x (6.0 + 100) s = "
+                           f"{minutes} min\n" for words, minutes in ((first, 13.0), (second, 3.6))))
+    experiments.frontier(tmp_path, [log], tmp_path / "frontier.png", earlier)
+    printed = capsys.readouterr().out
+    assert f"| 1 | `{' '.join(first[1:])}` (the recipe before) | 13.0 | 1.00 | bench.log | 5.74 | 29.88 |" in printed
+    assert f"| 2 | `{' '.join(second[1:])}` | 3.6 | 0.28 | bench.log | 7.50 | 31.00 |" in printed
+
+
 def test_the_frontier_finds_the_one_recipe_that_trains_as_the_defaults_do():
     lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
     defaults = [" ".join(words[1:]) for words in lines if experiments.is_default(words)]

@@ -71,19 +71,44 @@ def test_out_of_gpu_memory_is_one_line_suggesting_a_smaller_batch_and_keeps_the_
     assert (tmp_path / "mean_chroma.pt").read_bytes() == before
 
 
-def test_weight_average_is_an_exponential_moving_average_of_every_step():
+@pytest.mark.parametrize("updates_before", [0, 20])
+def test_weight_average_is_an_exponential_moving_average_of_every_step_whose_memory_starts_short(updates_before):
     model, optimizer, x, y = _tiny_problem(20)
-    average = training_loop.WeightAverage(model, 0.5)
+    average = training_loop.WeightAverage(model, 0.5, updates_before)  # 20: a resumed run, past the short start
     expected = [p.detach().clone() for p in model.parameters()]
+    decays = iter([0.1, 2 / 11, 3 / 12, 4 / 13] if updates_before == 0 else [0.5] * 4)
 
     def after_step():
         average.update()
+        decay = next(decays)
         for mean, p in zip(expected, model.parameters()):
-            mean.mul_(0.5).add_(p.detach(), alpha=0.5)
+            mean.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
     training_loop.train_epoch(model, optimizer, x, y, 5, 1, 0, StopFlag(), after_step=after_step)
     for mean, averaged, trained in zip(expected, average.model.parameters(), model.parameters()):
         assert torch.allclose(averaged, mean, atol=1e-6) and not torch.allclose(averaged, trained)
+
+
+def test_recalibration_gives_the_average_the_batchnorm_statistics_of_its_own_weights(monkeypatch):
+    model = models.Colorizer(2, [4]).train()
+    average = training_loop.WeightAverage(model, 0.5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # trained weights far from the averaged ones, as mid-way through a one-cycle schedule
+    average.update()
+    images = torch.rand(30, 1, 16, 16)
+    monkeypatch.setattr(training_loop, "RECALIBRATION_IMAGES", 10)  # every third image: 0, 3, ..., 27
+    first_norm = next(m for m in average.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    first_norm.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    average.model.eval()
+    average.recalibrate(images, 5)
+    assert not average.model.training  # the mode it was in
+    assert len(seen) == 2 and sum(len(batch) for batch in seen) == 10
+    expected = torch.cat(seen).mean((0, 2, 3))  # the mean of its input over the images used, with averaged weights
+    assert torch.allclose(first_norm.running_mean, expected, atol=1e-5)
+    trained_norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(trained_norm.running_mean, expected, atol=1e-3)  # the trained model's are its own
 
 
 def test_ema_run_evaluates_and_saves_the_average_and_resumes_from_the_trained_weights(tmp_path):
