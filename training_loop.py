@@ -179,7 +179,7 @@ class WeightAverage:
             torch._foreach_lerp_(self._averaged, self._trained, 1 - decay)
 
     def recalibrate(self, images, batch_size):
-        """BatchNorm's running statistics of the averaged weights, from RECALIBRATION_IMAGES of `images` (the
+        """BatchNorm's running statistics of the averaged weights, from about RECALIBRATION_IMAGES of `images` (the
         epoch's training inputs) spread over all of them (torch.optim.swa_utils.update_bn, as SWA does): without
         it the average's colours were far off (EXPERIMENTS.md, "The weight average, mended")."""
         stride = max(1, len(images) // RECALIBRATION_IMAGES)
