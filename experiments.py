@@ -248,6 +248,9 @@ def earlier_figures(path):
         row = re.match(r"\| \d+ \| `([^`]*)`.* \| ([\d.]+|-) \| ([\d.]+|-) \|$", line)
         if row:
             figures[row[1]] = tuple(None if cell == "-" else float(cell) for cell in row.group(2, 3))
+    if not figures:
+        raise SystemExit(f"error: --earlier {path}: no row of a frontier table (a shell redirect into that same "
+                         f"file empties it before it is read: write the new table elsewhere first)")
     return figures
 
 

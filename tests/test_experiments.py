@@ -343,6 +343,9 @@ def test_the_frontier_takes_an_earlier_tables_figures_only_for_recipes_without_a
     printed = capsys.readouterr().out
     assert f"| 1 | `{' '.join(first[1:])}` (the recipe before) | 13.0 | 1.00 | bench.log | 5.74 | 29.88 |" in printed
     assert f"| 2 | `{' '.join(second[1:])}` | 3.6 | 0.28 | bench.log | 7.50 | 31.00 |" in printed
+    earlier.write_text("")  # as `frontier --earlier T > T` leaves it
+    with pytest.raises(SystemExit, match="no row of a frontier table"):
+        experiments.frontier(tmp_path, [log], tmp_path / "frontier.png", earlier)
 
 
 def test_the_frontier_finds_the_one_recipe_that_trains_as_the_defaults_do():
