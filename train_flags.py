@@ -121,8 +121,8 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
                              "was slower (docs/speed.md, docs/gpu.md); the start line says which runs")
     parser.add_argument("--ema", type=decay, default=0.0, metavar="DECAY",
                         help="evaluate and save an exponential moving average of the weights, updated after every "
-                             "step with this decay, e.g. 0.999, its BatchNorm statistics recomputed from 1000 "
-                             "training images per epoch (0: off; beyond the spec; within the noise of the trained weights)")
+                             "step with this decay, e.g. 0.999, its BatchNorm statistics recomputed on training "
+                             "images each epoch (0: off; beyond the spec; within the noise of the trained weights)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model for training")
     parser.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
                         help="--compile: torch.compile's mode; reduce-overhead replays each step as a CUDA graph")
