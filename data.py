@@ -72,6 +72,7 @@ def resolve_data_dir(data_dir=None):
 
 
 def _named_dir(name, value):
+    """`value` as a Path, if it is a folder; `name`: the flag or variable that named it, for the error."""
     if not Path(value).is_dir():
         raise DataError(f"{name} {value}: no such folder")
     return Path(value)

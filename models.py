@@ -352,7 +352,11 @@ class Borrowed(nn.Module):
         return torch.einsum("nk,nkc->nc", weights, self.bank_tints[index])
 
     def forward(self, l_norm):
-        index, weights, unseen = self.lenders(l_norm)
+        return self.lend(l_norm, *self.lenders(l_norm))
+
+    def lend(self, l_norm, index, weights, unseen):
+        """forward, given what `lenders(l_norm)` returns, so that a caller that also needs the lenders searches
+        the bank once."""
         ab_norm = self.model(l_norm).float()
         keep, seen = self.keep, 1.0
         if unseen is not None:

@@ -24,8 +24,8 @@ With --crossval, what a face never seen is lent (models.Borrowed's `unfamiliar`:
 people of the 10-fold cross-validation (experiments.py crossval): the people that no person split of seeds 0-2 (the
 new-face test rows) tests, each by the fold that held them out, 37 of the 50 against the 5 of one screening run;
 beside them, the validation photos of seen people (--image-run). Its rows also give a face never seen, for a
-share of the tint it does not keep of its own, the training photos' mean tint instead of its neighbours' (not a flag:
-the screen found it not worth its cost to seen people). All rows are faded as the default (models.FadedUnfamiliar)
+share of the tint it does not keep of its own, the training photos' mean tint instead of its neighbours', counted
+unseen by the rule's distances or later ones (not a flag: the screen found it not worth its cost to seen people). All rows are faded as the default (models.FadedUnfamiliar)
 but the network's own colours.
 
     python screen_tints.py      # about a minute on a 2-core CPU
@@ -173,31 +173,40 @@ def lending_rows():
     return rows
 
 
-# the --crossval rows where a face never seen takes, for this share of the tint it does not keep of its own, the
-# training photos' mean tint instead of its neighbours'; and how much of its own it keeps there
-MEAN_SHARES = (0.5, 1.0)
-MEAN_KEEPS = (0.4, 0.5)
+# the --crossval rows where a face never seen takes, for a share of the tint it does not keep of its own, the
+# training photos' mean tint instead of its neighbours': (how much of its own it keeps, that share, and the NEAR FAR
+# of the mean's own ramp, None: the rule's). The later ramps spare the seen people's far photos (EXPERIMENTS.md, New
+# faces, "The training mean's tint")
+MEAN_ROWS = ((0.4, 0.5, None), (0.5, 0.5, None), (0.4, 1.0, None), (0.5, 1.0, None),
+             *((0.5, share, ramp) for ramp in ((1.0, 1.3), (1.05, 1.35), (1.1, 1.4), (1.2, 1.5))
+               for share in (0.5, 1.0)))
 
 
-def mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep, share):
+def mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep, share, mean_unseen):
     """`lent_pred` (models.Borrowed's prediction, ab_norm) with its tint set as if the neighbours' tint `toward` (N x 2)
-    had moved `share` x `unseen` of the way to `mean_tint` (2 values) before keeping `keep` x `unseen` of the network's
-    `own_tint` (N x 2); `unseen`: neighbours.unfamiliar of each photo. Its detail stays as lent."""
-    unseen = unseen[:, None]
-    toward = toward + share * unseen * (mean_tint - toward)
-    return data.pull_tint(lent_pred, toward + keep * unseen * (own_tint - toward), 0.0)
+    had moved `share` x `mean_unseen` of the way to `mean_tint` (2 values) before keeping `keep` x `unseen` of the
+    network's `own_tint` (N x 2); `unseen`, `mean_unseen`: neighbours.unfamiliar of each photo on two ramps. Its detail
+    stays as lent."""
+    toward = toward + share * mean_unseen[:, None] * (mean_tint - toward)
+    return data.pull_tint(lent_pred, toward + keep * unseen[:, None] * (own_tint - toward), 0.0)
 
 
 def mean_tint_rows(own, lent, l_norm):
-    """{MEAN_SHARES x MEAN_KEEPS row name: unfaded prediction} around `own` (Predicted) lent by a Lent, as the default
-    would lend it but for the tint a face never seen takes (mean_tinted)."""
+    """{MEAN_ROWS row name: unfaded prediction} around `own` (Predicted) lent by a Lent, as the default would lend it
+    but for the tint a face never seen takes (mean_tinted)."""
     lending = test_colorize.borrowed(own, lent)
     index, weights, unseen = lending.lenders(l_norm)
-    lent_pred, toward, own_tint = lending(l_norm), lending.lent_tint(index, weights), data.tint(own.ab_norm).flatten(1)
-    return {f"a face never seen keeps {keep:g} of its own tint, takes the training photos' mean tint for {share:g} "
-            f"of the rest (not a flag)": mean_tinted(lent_pred, own_tint, toward, lent.tints.mean(0), unseen, keep,
-                                                     share)
-            for share in MEAN_SHARES for keep in MEAN_KEEPS}
+    lent_pred = lending.lend(l_norm, index, weights, unseen)
+    toward, own_tint = lending.lent_tint(index, weights), data.tint(own.ab_norm).flatten(1)
+    nearest = neighbours.nearest_distances(l_norm, lent.descriptors, 1)[0][:, 0]
+    rows = {}
+    for keep, share, ramp in MEAN_ROWS:
+        mean_unseen = unseen if ramp is None else neighbours.unfamiliar(nearest, *ramp)
+        later = "" if ramp is None else f", counted unseen from {ramp[0]:g} to {ramp[1]:g} for the mean"
+        name = (f"a face never seen keeps {keep:g} of its own tint, takes the training photos' mean tint for "
+                f"{share:g} of the rest{later} (not a flag)")
+        rows[name] = mean_tinted(lent_pred, own_tint, toward, lent.tints.mean(0), unseen, keep, share, mean_unseen)
+    return rows
 
 
 @torch.no_grad()

@@ -81,7 +81,7 @@ def test_crossval_screen_borrows_around_the_networks_predictions_on_people_no_te
     with torch.no_grad():
         default = test_colorize.borrowed(given, lent)(l_norm[20:])
         rows = screen_tints.mean_tint_rows(given, lent, l_norm[20:])
-    assert len(rows) == len(screen_tints.MEAN_SHARES) * len(screen_tints.MEAN_KEEPS)
+    assert len(rows) == len(screen_tints.MEAN_ROWS)
     assert not torch.allclose(default, given.ab_norm, atol=1e-3)  # errors were borrowed
     for pred in rows.values():
         assert torch.allclose(pred - data.tint(pred), default - data.tint(default), atol=1e-5)
@@ -92,11 +92,18 @@ def test_mean_tinted_gives_a_face_never_seen_the_training_mean_for_its_share_and
     own_tint, toward = torch.tensor([[0.2, 0.1]] * 3), torch.tensor([[-0.1, 0.3]] * 3)
     mean_tint, unseen = torch.tensor([0.05, 0.15]), torch.tensor([0.0, 1.0, 0.5])
     tints = lambda pred: data.tint(pred).flatten(1)  # noqa: E731
-    out = screen_tints.mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep=0.5, share=1.0)
+    out = screen_tints.mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep=0.5, share=1.0,
+                                   mean_unseen=unseen)
     assert torch.allclose(tints(out)[0], toward[0], atol=1e-6)  # a seen sitting: its neighbours' tint, as lent
     assert torch.allclose(tints(out)[1], (own_tint[1] + mean_tint) / 2, atol=1e-6)  # never seen: no neighbours' tint
     halfway = toward[2] + 0.5 * (mean_tint - toward[2])
     assert torch.allclose(tints(out)[2], halfway + 0.25 * (own_tint[2] - halfway), atol=1e-6)
     assert torch.allclose(out - data.tint(out), lent_pred - data.tint(lent_pred), atol=1e-6)
-    none = screen_tints.mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep=0.5, share=0.0)
+    none = screen_tints.mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep=0.5, share=0.0,
+                                    mean_unseen=unseen)
     assert torch.allclose(tints(none)[1], (own_tint[1] + toward[1]) / 2, atol=1e-6)  # share 0: the default's rule
+    # the mean's own, later ramp: a face never seen by the rule but not by it keeps the default's rule
+    later = screen_tints.mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep=0.5, share=1.0,
+                                     mean_unseen=torch.tensor([0.0, 0.0, 1.0]))
+    assert torch.allclose(tints(later)[1], (own_tint[1] + toward[1]) / 2, atol=1e-6)
+    assert torch.allclose(tints(later)[2], mean_tint + 0.25 * (own_tint[2] - mean_tint), atol=1e-6)
