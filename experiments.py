@@ -315,13 +315,14 @@ def frontier(runs_dir, bench_logs, out, earlier=None):
     output_files.write_bytes(Path(out), png.getbuffer())
 
 
-def fold_predictions(run_dir, faces):
+def fold_predictions(run_dir, faces, shift_average=True):
     """A crossval run's test photos: their people, and per photo (a list each) its MSE for each PEOPLE_COLUMNS: the
     network's own colours; borrowed alike however far the photo is from a seen sitting, faded (the default before
     faces never seen kept half their own tint); the default (as test_colorize.py runs); the true tint (each
-    prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach)."""
+    prediction's tint replaced by the photo's own: the bound a perfect tint estimate would reach); the network's
+    predictions averaged over shifted copies if `shift_average`, as test_colorize.py's default."""
     rgb, names = faces
-    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
+    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu", shift_average=shift_average)
     stages = test_colorize.default_stages(model, checkpoint, faces)
     before = FadedUnfamiliar(test_colorize.borrowed(stages.own, stages.lent, unfamiliar=None), stages.bank,
                              *test_colorize.DEFAULT_FADE).eval()
@@ -374,7 +375,7 @@ def crossval_runs(runs_dir, match=""):
     return words, runs
 
 
-def people_table(runs_dir, match=""):
+def people_table(runs_dir, match="", shift_average=True):
     """The per-person table of the first line of experiments/crossval.txt containing `match`: each person's mean test
     MSE (raw Lab units^2) in the fold that tested them, for each PEOPLE_COLUMNS, then the mean +- sd over the folds
     and over the people."""
@@ -382,7 +383,7 @@ def people_table(runs_dir, match=""):
     faces = data.load_faces()
     rows, fold_means = [], []
     for fold, run_dir in runs:
-        people, columns = fold_predictions(run_dir, faces)
+        people, columns = fold_predictions(run_dir, faces, shift_average)
         fold_means.append([statistics.mean(column) for column in columns])
         for person in sorted(set(people)):
             mine = [i for i, p in enumerate(people) if p == person]
@@ -414,6 +415,9 @@ def ship(run_dir, to_dir):
         model, full = None, checkpoints.load_checkpoint(run_dir / f"{name}.pt", "cpu", kinds)
     checkpoint = checkpoints.model_only(full)
     if model is not None and not test_colorize.needs_exemplar(model):  # an exemplar network needs the photos' maps
+        # the Lent is the network's as test_colorize.py runs it by default, and says with which averaging
+        checkpoint["model_args"] = {**checkpoint["model_args"],
+                                    **{key: model.args[key] for key in test_colorize.AVERAGING}}
         faces = data.load_faces(checkpoint["args"].get("data_dir"))
         checkpoint["lent"] = test_colorize.lent_by(model, test_colorize.training_bank(checkpoint, faces))._asdict()
     to_dir.mkdir(parents=True, exist_ok=True)
@@ -452,6 +456,9 @@ def main(argv=None):
     parser.add_argument("--match", default="", metavar="TEXT",
                         help="a training stage: only the lines containing TEXT (e.g. --match='--arch fusion'); "
                              "people: the first crossval line containing it (default: the first line)")
+    parser.add_argument("--shift-average", action=argparse.BooleanOptionalAction, default=True,
+                        help="people: the networks' predictions averaged over shifted copies, as test_colorize.py's "
+                             "flag")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs: must be a positive integer, got {args.jobs}")
@@ -461,7 +468,7 @@ def main(argv=None):
     if args.stage == "ship":
         ship(args.run_dir, args.to)
     elif args.stage == "people":
-        people_table(runs_dir, args.match)
+        people_table(runs_dir, args.match, args.shift_average)
     elif args.stage == "frontier":
         frontier(runs_dir, args.bench_log, args.out, args.earlier)
     elif args.stage == "table":

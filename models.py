@@ -75,16 +75,30 @@ class MeanChromaNet(nn.Module):
         return ab_norm.mean(1)
 
 
+# test-time shift averaging moves the image by this many pixels: half the stride of the fusion network's deepest
+# per-pixel map (8), so that each copy is sampled on another grid (EXPERIMENTS.md, "Test-time shift averaging")
+SHIFT = 4
+
+
 class _PixelColorizer(nn.Module):
     """What the per-pixel colorizers share: the check that input sides are multiples of `side_multiple`, and
-    test-time mirror averaging (`flip_average` in their args): in eval mode the prediction is the average of the
-    image's and that of its mirror image, mirrored back; a face's colors mirror with it, the network's errors do
-    not all do so. Training is unchanged. Subclasses define `side_multiple` and `_predict`."""
+    test-time averaging in eval mode. Mirror (`flip_average` in their args): the mean of the image's prediction and
+    its mirror image's, mirrored back; a face's colors mirror with it, the network's errors do not all do so. Shift
+    (`shift_average`): the mean over the image and its copies moved SHIFT pixels up, down, left and right
+    (shift_averaged); the strided convolutions sample each copy on another grid, and their errors partly cancel.
+    Training is unchanged. Subclasses define `side_multiple` and `_predict`."""
 
     def forward(self, l_norm):
         self._check_sides(l_norm)
+        if self.training:
+            return self._predict(l_norm)
+        if self.args["shift_average"]:
+            return shift_averaged(self._mirror_averaged, l_norm, SHIFT)
+        return self._mirror_averaged(l_norm)
+
+    def _mirror_averaged(self, l_norm):
         ab_norm = self._predict(l_norm)
-        if self.training or not self.args["flip_average"]:
+        if not self.args["flip_average"]:
             return ab_norm
         return (ab_norm + self._predict(l_norm.flip(-1)).flip(-1)) / 2
 
@@ -92,6 +106,22 @@ class _PixelColorizer(nn.Module):
         side = self.side_multiple
         if l_norm.shape[-1] % side or l_norm.shape[-2] % side:
             raise ValueError(f"{type(self).__name__} needs sides divisible by {side}, got {tuple(l_norm.shape[-2:])}")
+
+
+def shift_averaged(predict, l_norm, shift):
+    """The mean of `predict`'s a*b* (N x 2 x H x W) over l_norm and its copies moved `shift` pixels up, down, left
+    and right, each prediction moved back: a copy is a window of the reflect-padded image, and the pixels of the
+    border strip one copy does not reach are the mean of the others'."""
+    n, _, height, width = l_norm.shape
+    padded = nn.functional.pad(l_norm, (shift,) * 4, mode="reflect")
+    total = l_norm.new_zeros(n, 2, height + 2 * shift, width + 2 * shift, dtype=torch.float32)
+    count = torch.zeros_like(total[:1, :1])
+    for down, right in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+        top, left = shift * (1 + down), shift * (1 + right)
+        window = (..., slice(top, top + height), slice(left, left + width))
+        total[window] += predict(padded[window]).float()
+        count[window] += 1
+    return (total / count)[..., shift:shift + height, shift:shift + width]
 
 
 def _down(c_in, c_out):
@@ -123,11 +153,12 @@ class Colorizer(_PixelColorizer):
     slower here). In training mode forward returns those logits, for a cross-entropy against the a*b* of 2x2
     pooled pixels; in eval mode it returns their annealed mean at `temperature`, upsampled bilinearly to the
     input's size, as ab_norm like the regressor.
-    `flip_average=True` (beyond the spec): test-time mirror averaging (_PixelColorizer).
+    `flip_average=True`, `shift_average=True` (beyond the spec): test-time mirror and shift averaging
+    (_PixelColorizer).
     """
 
     def __init__(self, levels=5, features=(16, 32, 64, 128, 128), upsample="transpose", tanh=False, skips=False,
-                 bins=None, bin_size=10, temperature=0.38, flip_average=False):
+                 bins=None, bin_size=10, temperature=0.38, flip_average=False, shift_average=False):
         super().__init__()
         features = tuple(features) if len(features) > 1 else tuple(features) * levels
         if levels < 1 or len(features) != levels or min(features) < 1:
@@ -138,7 +169,7 @@ class Colorizer(_PixelColorizer):
             raise ValueError("classification needs at least 2 bins, a temperature > 0 and no Tanh")
         self.args = {"levels": levels, "features": list(features), "upsample": upsample, "tanh": tanh,
                      "skips": skips, "bins": bins, "bin_size": bin_size,
-                     "temperature": temperature, "flip_average": flip_average}
+                     "temperature": temperature, "flip_average": flip_average, "shift_average": shift_average}
         widths = (1,) + features
         self.down = nn.ModuleList(_down(widths[i], widths[i + 1]) for i in range(levels))
         self.logit_stride = 1 if bins is None else 2  # output side = input side / logit_stride
@@ -205,7 +236,7 @@ class FusionColorizer(_PixelColorizer):
     - colorization: 3x3 convolutions of 2K, (upsample x2) K, K, (upsample x2) K/2 maps and a 3x3 convolution to
       a*b* at half the input's side (nearest upsampling, as in the paper), bilinearly upsampled to full size.
     The output is linear (ab_norm is signed), or Tanh with `tanh=True`; the paper's Sigmoid fits its [0, 1] a*b*.
-    `flip_average=True`: test-time mirror averaging (_PixelColorizer).
+    `flip_average=True`, `shift_average=True`: test-time mirror and shift averaging (_PixelColorizer).
     `exemplar=K` (> 0): the input is l_norm and two more channels, the mean ab_norm map of the K training photos the
     photo looks most like (neighbours.exemplar; Welsh et al. 2002 and He et al. 2018 colour from reference photos):
     the network learns how far to trust the colours of the nearest sittings. Such a network is given its input by
@@ -218,14 +249,15 @@ class FusionColorizer(_PixelColorizer):
     side_multiple = 8
 
     def __init__(self, width=16, global_dim=None, global_size=128, tanh=False, flip_average=False, classes=0,
-                 exemplar=0):
+                 exemplar=0, shift_average=False):
         super().__init__()
         global_dim = global_dim or 4 * width
         if width < 2 or global_dim < 1 or global_size % 32:
             raise ValueError(f"FusionColorizer needs width >= 2, global_dim >= 1 and global_size divisible by 32, "
                              f"got {width}, {global_dim}, {global_size}")
         self.args = {"width": width, "global_dim": global_dim, "global_size": global_size, "tanh": tanh,
-                     "flip_average": flip_average, "classes": classes, "exemplar": exemplar}
+                     "flip_average": flip_average, "classes": classes, "exemplar": exemplar,
+                     "shift_average": shift_average}
         k = width
         inputs = 3 if exemplar else 1  # L*, and the exemplar's a*b*
         low = [(inputs, k, 2), (k, 2 * k, 1), (2 * k, 2 * k, 2), (2 * k, 4 * k, 1), (4 * k, 4 * k, 2),

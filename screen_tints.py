@@ -25,8 +25,8 @@ people of the 10-fold cross-validation (experiments.py crossval): the people tha
 new-face test rows) tests, each by the fold that held them out, 37 of the 50 against the 5 of one screening run;
 beside them, the validation photos of seen people (--image-run). Its rows also give a face never seen, for a
 share of the tint it does not keep of its own, the training photos' mean tint instead of its neighbours', counted
-unseen by the rule's distances or later ones (not a flag: the screen found it not worth its cost to seen people). All rows are faded as the default (models.FadedUnfamiliar)
-but the network's own colours.
+unseen by the rule's distances or later ones (not a flag: the screen found it not worth its cost to seen people).
+All rows are faded as the default (models.FadedUnfamiliar) but the network's own colours.
 
     python screen_tints.py      # about a minute on a 2-core CPU
     python screen_tints.py --crossval "--crop-min 0.9"    # the default recipe's 10 folds: about a minute
@@ -61,6 +61,8 @@ def parse_args(argv=None):
                              "crossval runs of the first line of experiments/crossval.txt that contains MATCH")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where experiments.py keeps its runs")
     parser.add_argument("--data-dir", help="folder of face images (default: as test_colorize.py)")
+    parser.add_argument("--shift-average", action=argparse.BooleanOptionalAction, default=True,
+                        help="the networks' predictions averaged over shifted copies, as test_colorize.py's flag")
     return parser.parse_args(argv)
 
 
@@ -210,13 +212,13 @@ def mean_tint_rows(own, lent, l_norm):
 
 
 @torch.no_grad()
-def lent_predictions(run_dir, faces, wanted):
+def lent_predictions(run_dir, faces, wanted, shift_average=True):
     """{lending_rows row, and "the network's own colours": predictions, faded as the default but the network's own}
     the true ab_norm and each photo's distance to its nearest training photo, for the photos of `run_dir`'s held-out
-    split (its validation split if it has one, else its test split) whose people are in `wanted` (None: all);
-    ({}, None, None) if none are."""
+    split (its validation split if it has one, else its test split) whose people are in `wanted` (None: all), the
+    network's own predictions averaged over shifted copies if `shift_average`; ({}, None, None) if none are."""
     rgb, names = faces
-    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
+    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu", shift_average=shift_average)
     held_out = experiments.held_out_names(checkpoint, wanted)
     if not held_out:
         return {}, None, None
@@ -240,11 +242,11 @@ def crossval_screen(args, faces):
     wanted = experiments.validation_people(faces[1], args.data_dir)
     errors, distances = {}, []
     for _, run_dir in runs:
-        predictions, ab_norm, nearest = lent_predictions(run_dir, faces, wanted)
+        predictions, ab_norm, nearest = lent_predictions(run_dir, faces, wanted, args.shift_average)
         distances += [] if nearest is None else [nearest]
         for name, pred in predictions.items():
             errors.setdefault(name, []).append(data.ab_mse_raw(pred, ab_norm).mean(1))
-    seen, seen_ab, seen_nearest = lent_predictions(args.image_run, faces, None)
+    seen, seen_ab, seen_nearest = lent_predictions(args.image_run, faces, None, args.shift_average)
     figures = {name: (data.ab_mse_raw(seen[name], seen_ab).mean().item(), torch.cat(parts).mean().item())
                for name, parts in errors.items()}
     photos = len(torch.cat(errors["the network's own colours"]))
@@ -282,7 +284,7 @@ def main(argv=None):
         return
     columns, medians = [], []
     for path in (args.image_run, args.people_run):
-        model, checkpoint = test_colorize.load_colorizer(path / "colorizer.pt", "cpu")
+        model, checkpoint = test_colorize.load_colorizer(path / "colorizer.pt", "cpu", shift_average=args.shift_average)
         if not checkpoint.get("val_names"):
             raise runtime.UserError(f"{path}: a screening run with validation photos (--val-fraction) is needed")
         train_l, train_ab = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])

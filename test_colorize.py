@@ -3,7 +3,8 @@ validation split) and save PNGs; or colorize any photos with --input.
 
 Owner of this script's CLI and of writing images. The split is rebuilt from the file names stored in the
 checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
-is upsampled back to full size and merged with the original L* (as in richzhang/colorization). By default each
+is upsampled back to full size and merged with the original L* (as in richzhang/colorization). By default the
+network's prediction is averaged over the photo moved a few pixels each way (models.shift_averaged), and each
 prediction borrows from its 10 nearest training photos (neighbours.py, models.Borrowed), each counting the more the
 nearer it is: the network's error on them (true minus predicted a*b*, on an 8x8 grid) is added and its tint (mean
 a*b*) replaced by their true tint, except in a photo that looks like no seen sitting (a face never seen: it borrows
@@ -28,10 +29,11 @@ import output_files
 import runtime
 import train_flags
 import training_loop
-from models import COLORIZERS, AveragedColorizers, Borrowed, Exemplared, FadedUnfamiliar, build_model
+from models import COLORIZERS, SHIFT, AveragedColorizers, Borrowed, Exemplared, FadedUnfamiliar, build_model
 
 TRAINED = Path("runs/colorizer/colorizer.pt")
 SHIPPED = Path("outputs/colorizer.pt")
+AVERAGING = ("flip_average", "shift_average")  # the test-time averaging a shipped Lent was computed with
 # chosen on validation photos and people (EXPERIMENTS.md, New faces: "Borrowing from the nearest photos")
 DEFAULT_TINT_NEIGHBOURS = 10
 DEFAULT_NEIGHBOUR_TEMPERATURE = 0.1
@@ -75,6 +77,9 @@ def parse_args(argv=None):
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction,
                         help="average each prediction with that of the mirror image, mirrored back (default: as "
                              "the checkpoint was trained)")
+    parser.add_argument("--shift-average", action=argparse.BooleanOptionalAction, default=True,
+                        help=f"average the network's prediction over the photo and its copies moved {SHIFT} pixels "
+                             f"up, down, left and right, each moved back (5x the network's work)")
     parser.add_argument("--tint-neighbours", type=train_flags.positive_int, metavar="K",
                         help=f"each prediction borrows from the K training photos whose L* looks most like the "
                              f"photo's (neighbours.py: a sitting's light and background): their true tint (mean "
@@ -136,13 +141,14 @@ def parse_args(argv=None):
     return args
 
 
-def load_colorizer(path, device, flip_average=None):
-    """The checkpoint's model in eval mode on `device` (mirror averaging switched as asked, unless None), and the
+def load_colorizer(path, device, flip_average=None, shift_average=True):
+    """The checkpoint's model in eval mode on `device` (mirror averaging switched as asked, unless None; shift
+    averaging as asked: on, as test_colorize.py runs by default, whatever the checkpoint says), and the
     checkpoint."""
     checkpoint = checkpoints.load_checkpoint(path, device, COLORIZERS)
-    model_args = checkpoint["model_args"]
+    model_args = {**checkpoint["model_args"], "shift_average": shift_average}
     if flip_average is not None:
-        model_args = {**model_args, "flip_average": flip_average}
+        model_args["flip_average"] = flip_average
     model = build_model(checkpoint["model_kind"], model_args).to(device)
     model.load_state_dict(checkpoint["model"])
     model.eval()
@@ -159,13 +165,15 @@ def check_same_split(paths, loaded, splits=checkpoints.SPLITS):
                                         f"--split-by?)")
 
 
-def load_colorizers(paths, device, flip_average=None, splits=checkpoints.SPLITS):
+def load_colorizers(paths, device, flip_average=None, shift_average=True, splits=checkpoints.SPLITS):
     """The model to run, and the first checkpoint (for its split): one checkpoint's model, or several as
     AveragedColorizers, which must share `splits` (none for --input). Prints a line per checkpoint."""
-    loaded = [load_colorizer(path, device, flip_average) for path in paths]
+    loaded = [load_colorizer(path, device, flip_average, shift_average) for path in paths]
+    on = {True: "on", False: "off"}
     for path, (model, checkpoint) in zip(paths, loaded):
         print(f"checkpoint {path}: {checkpoint['model_kind']}, {checkpoint['epoch']} epochs, "
-              f"seed {checkpoint['args']['seed']}, mirror average {'on' if model.args['flip_average'] else 'off'}")
+              f"seed {checkpoint['args']['seed']}, mirror average {on[model.args['flip_average']]}, shift average "
+              f"{on[model.args['shift_average']]}")
     check_same_split(paths, [checkpoint for _, checkpoint in loaded], splits)
     if len(loaded) == 1:
         return loaded[0]
@@ -291,10 +299,10 @@ def borrowed(model, lent, k=DEFAULT_TINT_NEIGHBOURS, keep=0.0, temperature=DEFAU
 def carried(model, checkpoint):
     """The Lent a shipped checkpoint carries ("lent": experiments.py ship), so that it borrows and fades without the
     faces and without a pass over them, or None: also where `model` is not the network it was computed with (several
-    checkpoints averaged, the mirror averaging switched) or needs the photos' maps (exemplar input)."""
+    checkpoints averaged, the mirror or shift averaging switched) or needs the photos' maps (exemplar input)."""
     lent = checkpoint.get("lent")
     if lent is None or isinstance(model, AveragedColorizers) or needs_exemplar(model) or \
-            model.args["flip_average"] != checkpoint["model_args"]["flip_average"]:
+            any(model.args[key] != checkpoint["model_args"].get(key, False) for key in AVERAGING):
         return None
     return Lent(lent["descriptors"], lent["tints"], lent["errors"])
 
@@ -579,7 +587,7 @@ def main(argv=None):
     args = parse_args(argv)
     device = runtime.pick_device(args.device)
     splits = () if args.input else checkpoints.SPLITS  # photos need no shared split
-    model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, splits)
+    model, checkpoint = load_colorizers(args.checkpoint, device, args.flip_average, args.shift_average, splits)
     if args.input:
         files = expand_inputs(args.input)  # every path checked before anything is written
         model = with_training_photos(model, checkpoint, None, args)

@@ -49,10 +49,10 @@ def test_test_script_mse_matches_recomputation_and_writes_pngs(trained, tmp_path
     out, train_stdout = trained
     result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
                         "--out-dir", tmp_path, "--train", "--pngs", 3, "--tint-keep", 1, "--no-borrow-errors",
-                        "--no-fade-unfamiliar")
+                        "--no-fade-unfamiliar", "--no-shift-average")  # the network as training evaluates it
     assert result.returncode == 0, result.stderr
     printed = float(re.search(r"test: 2 images, MSE a\* [\d.]+  b\* [\d.]+  mean ([\d.]+)", result.stdout).group(1))
-    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"), shift_average=False)
     rgb, names = data.load_faces(DATA_DIR)
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
     with torch.no_grad():
@@ -219,7 +219,7 @@ def test_each_prediction_borrows_the_error_and_tint_of_its_nearest_training_phot
 def test_a_shipped_model_borrows_and_fades_without_the_faces_as_with_them(trained, tmp_path, capsys):
     """experiments.py ship stores what the training photos lend (test_colorize.Lent) in the checkpoint: an --input
     photo then comes out the same without the faces as the run's own checkpoint gives with them; with the mirror
-    averaging switched the stored errors are not the network's, so the faces are needed again."""
+    or shift averaging switched the stored errors are not the network's, so the faces are needed again."""
     out, _ = trained
     experiments.ship(out, tmp_path / "shipped")
     face = tmp_path / "face.png"
@@ -232,11 +232,12 @@ def test_a_shipped_model_borrows_and_fades_without_the_faces_as_with_them(traine
     assert "what the training photos lend: carried by the checkpoint" in capsys.readouterr().out
     assert (colorized["with"] != cv2.imread(str(face)).astype(int)).any()  # coloured, not the input copied
     assert abs(colorized["with"] - colorized["without"]).max() <= 1
-    test_colorize.main(["--checkpoint", str(tmp_path / "shipped" / "colorizer.pt"), "--data-dir",
-                        str(tmp_path / "none"), "--flip-average", "--input", str(face), "--out-dir",
-                        str(tmp_path / "flipped")])  # trained and shipped without it
-    assert re.search(r"^note: each prediction keeps the network's own colours .*: no such folder$",
-                     capsys.readouterr().err, re.M)
+    for switch in ("--flip-average", "--no-shift-average"):  # shipped without the first, with the second
+        test_colorize.main(["--checkpoint", str(tmp_path / "shipped" / "colorizer.pt"), "--data-dir",
+                            str(tmp_path / "none"), switch, "--input", str(face), "--out-dir",
+                            str(tmp_path / switch)])
+        assert re.search(r"^note: each prediction keeps the network's own colours .*: no such folder$",
+                         capsys.readouterr().err, re.M)
 
 
 def test_default_stages_are_what_test_colorize_runs_stage_by_stage(trained, capsys):
@@ -409,21 +410,25 @@ def test_baselines_are_printed_in_raw_units(trained, tmp_path):
     assert printed["each image's own mean color"] < printed["training images' mean color"] < printed["a*=b*=0"]
 
 
-def test_validation_split_and_mirror_average_switch(trained, tmp_path):
+def test_validation_split_and_the_test_time_averaging_switches(trained, tmp_path):
     out = tmp_path / "screen"
     trained_val = run_script("train_colorize.py", *TINY, "--epochs", 1, "--val-fraction", 0.2, "--out-dir", out)
     assert trained_val.returncode == 0, trained_val.stderr
     final_val = float(re.search(r"final val MSE ([\d.]+)", trained_val.stdout).group(1))
     scores = {}
-    for switch in ("--no-flip-average", "--flip-average"):
+    for flip, shift in (("no-", "no-"), ("", "no-"), ("no-", "")):
         result = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
-                            "--split", "val", switch, "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1,
-                            "--no-borrow-errors", "--no-fade-unfamiliar")
+                            "--split", "val", f"--{flip}flip-average", f"--{shift}shift-average", "--pngs", 0,
+                            "--out-dir", tmp_path / "pngs", "--tint-keep", 1, "--no-borrow-errors",
+                            "--no-fade-unfamiliar")
         assert result.returncode == 0, result.stderr
-        assert f"mirror average {'on' if switch == '--flip-average' else 'off'}" in result.stdout
-        scores[switch] = float(re.search(r"val: \d+ images, MSE .* mean ([\d.]+)", result.stdout).group(1))
-    assert scores["--no-flip-average"] == pytest.approx(final_val, abs=0.01)  # trained without mirror averaging
-    assert scores["--flip-average"] != pytest.approx(final_val, abs=0.01)
+        on = {"": "on", "no-": "off"}
+        assert f"mirror average {on[flip]}, shift average {on[shift]}" in result.stdout
+        scores[flip, shift] = float(re.search(r"val: \d+ images, MSE .* mean ([\d.]+)", result.stdout).group(1))
+    # trained without test-time averaging: the training run's own figure without either, another with either
+    assert scores["no-", "no-"] == pytest.approx(final_val, abs=0.01)
+    assert scores["", "no-"] != pytest.approx(final_val, abs=0.01)
+    assert scores["no-", ""] != pytest.approx(final_val, abs=0.01)
     no_val = run_script("test_colorize.py", "--checkpoint", trained[0] / "colorizer.pt", "--data-dir", DATA_DIR,
                         "--split", "val", "--out-dir", tmp_path / "none")
     assert no_val.returncode == 1 and "--split val:" in no_val.stderr and "--val-fraction" in no_val.stderr
@@ -502,7 +507,7 @@ def test_fusion_network_trains_resumes_and_colorizes_any_photo(tmp_path):
     final = float(re.search(r"final test MSE ([\d.]+)", resumed.stdout).group(1))
     tested = run_script("test_colorize.py", "--checkpoint", out / "colorizer.pt", "--data-dir", DATA_DIR,
                         "--pngs", 0, "--out-dir", tmp_path / "pngs", "--tint-keep", 1, "--no-borrow-errors",
-                        "--no-fade-unfamiliar")
+                        "--no-fade-unfamiliar", "--no-shift-average")  # the network as training evaluates it
     assert tested.returncode == 0, tested.stderr
     assert float(re.search(r"test: 2 images, MSE .* mean ([\d.]+)", tested.stdout).group(1)) == \
         pytest.approx(final, abs=0.01)
@@ -559,11 +564,11 @@ def test_exemplar_network_trains_evaluates_as_trained_and_colorizes_without_the_
     final = float(re.search(r"final test MSE ([\d.]+)", trained.stdout).group(1))
     # test_colorize.py gives the network the same exemplar as training's evaluation did: the same figure
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0",
-                        "--tint-keep", "1", "--no-borrow-errors", "--no-fade-unfamiliar"])
+                        "--tint-keep", "1", "--no-borrow-errors", "--no-fade-unfamiliar", "--no-shift-average"])
     printed = float(re.search(r"test: 3 images, MSE .* mean ([\d.]+)", capsys.readouterr().out).group(1))
     assert printed == pytest.approx(final, abs=0.01)
     # by hand: the mean a*b* map of the 2 nearest training photos as two more input channels
-    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))
+    model, checkpoint = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"), shift_average=False)
     rgb, names = data.load_faces(DATA_DIR)
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["test_names"])])
     bank_l, bank_ab = data.to_network(rgb[data.select_by_name(names, checkpoint["train_names"])])
@@ -576,8 +581,9 @@ def test_exemplar_network_trains_evaluates_as_trained_and_colorizes_without_the_
     test_colorize.main(["--checkpoint", str(out / "colorizer.pt"), "--data-dir", str(tmp_path / "missing"),
                         "--input", str(face), "--out-dir", str(tmp_path / "blind")])
     assert re.search(r"^note: .* and has no exemplar input \(zeros\): .*: no such folder$", capsys.readouterr().err)
+    shifted = test_colorize.load_colorizer(out / "colorizer.pt", torch.device("cpu"))[0]  # as colorizing runs it
     with torch.no_grad():
-        blind = test_colorize.colorize(Exemplared(model),  # zero exemplar channels (tests/test_neighbours.py)
+        blind = test_colorize.colorize(Exemplared(shifted),  # zero exemplar channels (tests/test_neighbours.py)
                                        torch.from_numpy(data.read_rgb(face)).permute(2, 0, 1), 256)
     colorized = torch.from_numpy(cv2.imread(str(tmp_path / "blind" / "face.png"))[..., ::-1].copy()).permute(2, 0, 1)
     assert (colorized.float() - blind * 255).abs().max() <= 1.0

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import models
 from models import Colorizer, FusionColorizer, MeanChromaNet, build_model
 from training_loop import make_loss
 
@@ -226,21 +227,54 @@ def test_fusion_global_features_reach_every_pixel():
     assert far > 1e-3 and cut == 0
 
 
+def twins_in_eval_mode(make, x):
+    """make(False) and make(True) with the same weights, in eval mode, after checking that in training mode, where
+    no test-time averaging applies, they compute the same on x."""
+    torch.manual_seed(0)
+    plain, averaged = make(False), make(True)
+    averaged.load_state_dict(plain.state_dict())
+    assert torch.equal(plain(x), averaged(x))
+    return plain.eval(), averaged.eval()
+
+
 @pytest.mark.parametrize("make", [lambda flip: Colorizer(levels=3, features=[4], skips=True, flip_average=flip),
                                   lambda flip: FusionColorizer(width=4, flip_average=flip)],
                          ids=["unet", "fusion"])
 def test_flip_average_mirrors_in_eval_mode_only(make):
-    torch.manual_seed(0)
-    plain, averaged = make(False), make(True)
-    averaged.load_state_dict(plain.state_dict())
     x = torch.rand(2, 1, 128, 128)
-    assert torch.equal(plain(x), averaged(x))  # training mode: the plain network
-    plain.eval(), averaged.eval()
+    plain, averaged = twins_in_eval_mode(make, x)
     with torch.no_grad():
         out = averaged(x)
         assert torch.allclose(averaged(x.flip(-1)), out.flip(-1), atol=1e-6)  # mirror in, mirror out
         assert torch.allclose(out, (plain(x) + plain(x.flip(-1)).flip(-1)) / 2, atol=1e-6)
         assert not torch.allclose(plain(x.flip(-1)), plain(x).flip(-1), atol=1e-4)
+
+
+def test_shift_averaged_moves_each_prediction_back_and_averages_the_border_over_the_copies_that_reach_it():
+    x = torch.rand(2, 1, 16, 24)
+    # a prediction that moves with its input comes back unchanged: each copy is moved back where it came from
+    same = models.shift_averaged(lambda l_norm: l_norm.repeat(1, 2, 1, 1), x, 4)
+    assert torch.allclose(same, x.repeat(1, 2, 1, 1), atol=1e-6)
+    # one that sees only where it is (its column in the copy): the copies moved sideways give j + 4 and j - 4
+    column = lambda l_norm: torch.arange(l_norm.shape[-1]).float().expand(len(l_norm), 2, *l_norm.shape[-2:])  # noqa
+    out = models.shift_averaged(column, x, 4)[0, 0, 8]
+    j = torch.arange(24).float()
+    assert torch.allclose(out[4:-4], j[4:-4])  # all five copies reach the middle
+    assert torch.allclose(out[-4:], j[-4:] - 1)  # (3j + (j - 4)) / 4: the one giving j + 4 does not reach
+    assert torch.allclose(out[:4], j[:4] + 1)
+
+
+@pytest.mark.parametrize("make", [lambda shift: Colorizer(levels=3, features=[4], skips=True, shift_average=shift),
+                                  lambda shift: FusionColorizer(width=4, flip_average=True, shift_average=shift)],
+                         ids=["unet", "fusion"])
+def test_shift_average_averages_the_mirror_averaged_predictions_in_eval_mode_only(make):
+    x = torch.rand(2, 1, 64, 64)
+    plain, averaged = twins_in_eval_mode(make, x)
+    with torch.no_grad():
+        assert torch.allclose(averaged(x), models.shift_averaged(plain, x, models.SHIFT), atol=1e-6)
+        assert not torch.allclose(averaged(x), plain(x), atol=1e-4)
+    old = {key: value for key, value in plain.args.items() if key != "shift_average"}  # a checkpoint from before
+    assert models.build_model(type(plain).__name__, old).args["shift_average"] is False
 
 
 def test_fusion_identity_head_adds_weighted_person_cross_entropy_while_training_only():
