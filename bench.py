@@ -54,7 +54,7 @@ import test_colorize
 import train_colorize
 import train_flags
 import training_loop
-from models import FadedUnfamiliar
+from models import FadedUnfamiliar, build_model
 
 HERE = Path(__file__).resolve().parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -298,16 +298,23 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
     return rows
 
 
+def shift_averaged(network):
+    """An untrained copy of `network` that averages its predictions over shifted copies of the photo in eval mode, as
+    test_colorize.py runs every network by default."""
+    return build_model(type(network).__name__, {**network.args, "shift_average": True})
+
+
 def bench_photo(repeats, device, networks):
     """{row: seconds} to colorize a 4000x3000 photo with each network (untrained weights compute the same as
-    trained ones; an --exemplar network given the nearest faces' maps, test_colorize.exemplared), as
-    test_colorize.py --input --tint-keep 1 --no-borrow-errors does, and with the first network as by default, lent
+    trained ones; averaged over shifted copies, as test_colorize.py runs it by default; an --exemplar network given
+    the nearest faces' maps, test_colorize.exemplared), as test_colorize.py --input --tint-keep 1
+    --no-borrow-errors does, and with the first network as by default, lent
     the error and tint of the nearest of all 750 faces (models.Borrowed; reading the faces and the network's pass
     over them once are excluded), and with the colour faded where the photo looks unlike every face too
     (models.FadedUnfamiliar)."""
     bank = test_colorize.photo_bank(data.load_faces()[0])
     models = {f"[{flags or 'defaults'}]": test_colorize.exemplared(
-        colorizer(flags, torch.contiguous_format), bank.descriptors, bank.ab_norm).to(device).eval()
+        shift_averaged(colorizer(flags, torch.contiguous_format)), bank.descriptors, bank.ab_norm).to(device).eval()
         for flags in networks}
     first = next(iter(models.values()))
     borrowed = test_colorize.borrowed(first, test_colorize.lent_by(first, bank)).to(device).eval()

@@ -32,8 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--labels", nargs="+", help="column titles (default: the checkpoint folder names)")
     parser.add_argument("--faces", type=train_flags.positive_int, default=8,
                         help="test faces (rows), from the split's start")
-    parser.add_argument("--data-dir", help="folder of face images (default: face_images/ beside the scripts, "
-                                           "else ../shared/face_images)")
+    parser.add_argument("--data-dir", help=data.DATA_DIR_HELP)
     parser.add_argument("--own-colours", action="store_true",
                         help="each network's own colours, without what its training photos lend")
     parser.add_argument("--out", default="outputs/comparison.png", help="PNG to write")
