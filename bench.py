@@ -298,7 +298,7 @@ def bench_variants(steps, batch_size, repeats, device, gflop, peaks):
     return rows
 
 
-def shift_averaged(network):
+def as_tested(network):
     """An untrained copy of `network` that averages its predictions over shifted copies of the photo in eval mode, as
     test_colorize.py runs every network by default."""
     return build_model(type(network).__name__, {**network.args, "shift_average": True})
@@ -314,7 +314,7 @@ def bench_photo(repeats, device, networks):
     (models.FadedUnfamiliar)."""
     bank = test_colorize.photo_bank(data.load_faces()[0])
     models = {f"[{flags or 'defaults'}]": test_colorize.exemplared(
-        shift_averaged(colorizer(flags, torch.contiguous_format)), bank.descriptors, bank.ab_norm).to(device).eval()
+        as_tested(colorizer(flags, torch.contiguous_format)), bank.descriptors, bank.ab_norm).to(device).eval()
         for flags in networks}
     first = next(iter(models.values()))
     borrowed = test_colorize.borrowed(first, test_colorize.lent_by(first, bank)).to(device).eval()
