@@ -201,10 +201,11 @@ def table(stage, runs_dir):
               f"{spread([s['train_seconds'] / 60 for s in summaries], 1)} |")
 
 
-def validation_mse(run_dir, faces):
+def validation_mse(run_dir, faces, shift_average=True):
     """The validation MSE of a screening run as `test_colorize.py --split val` evaluates it by default (borrowed error
-    and tint, faded: test_colorize.default_stages), in this process, so that the faces are read once for all runs."""
-    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu")
+    and tint, faded: test_colorize.default_stages; the shift average as asked), in this process, so that the faces
+    are read once for all runs."""
+    model, checkpoint = test_colorize.load_colorizer(run_dir / "colorizer.pt", "cpu", shift_average=shift_average)
     rgb, names = faces
     l_norm, ab_norm = data.to_network(rgb[data.select_by_name(names, checkpoint["val_names"])])
     with torch.no_grad():
@@ -254,13 +255,14 @@ def earlier_figures(path):
     return figures
 
 
-def frontier(runs_dir, bench_logs, out, earlier=None):
+def frontier(runs_dir, bench_logs, out, earlier=None, shift_average=True):
     """The time-to-quality picture of experiments/recipes.txt: each recipe's validation MSE (as test_colorize.py
     runs) on the image split's validation photos and on the validation people (where screened), against the cost of
     its whole run relative to the reference recipe's (the first line: the recipe before 2026-12-04) in the same
     saved `bench.py --networks` table (recipe_costs); prints the table and writes the PNG `out`. Where a recipe has
     no screening run in `runs_dir`, the figure of the table `earlier` stands (runs are scratch: a recipe screened
-    again need not retrain every other)."""
+    again need not retrain every other; its figures were scored without the shift average before 2026-12-04, night:
+    rescore a recipe into it with `shift_average` False)."""
     recipes = read_configs(STAGES["screen-recipes"]["list"])
     costs = recipe_costs(bench_logs, " ".join(recipes[0][1:]))
     before = earlier_figures(earlier) if earlier else {}
@@ -269,7 +271,7 @@ def frontier(runs_dir, bench_logs, out, earlier=None):
     for words in recipes:
         flags = " ".join(words[1:])
         dirs = [runs_dir / stage / f"{slug(words)}_seed0" for stage in ("screen-recipes", "screen-recipes-newfaces")]
-        figures = [validation_mse(d, faces) if summary_path(d, words).exists() else old
+        figures = [validation_mse(d, faces, shift_average) if summary_path(d, words).exists() else old
                    for d, old in zip(dirs, before.get(flags, (None, None)))]
         if flags in costs and any(figures):
             points.append((flags, costs[flags], *figures, is_default(words)))
@@ -457,8 +459,8 @@ def main(argv=None):
                         help="a training stage: only the lines containing TEXT (e.g. --match='--arch fusion'); "
                              "people: the first crossval line containing it (default: the first line)")
     parser.add_argument("--shift-average", action=argparse.BooleanOptionalAction, default=True,
-                        help="people: the networks' predictions averaged over shifted copies, as test_colorize.py's "
-                             "flag")
+                        help="people, frontier: the networks' predictions averaged over shifted copies, as "
+                             "test_colorize.py's flag (outputs/speed_quality.log was scored without)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs: must be a positive integer, got {args.jobs}")
@@ -470,7 +472,7 @@ def main(argv=None):
     elif args.stage == "people":
         people_table(runs_dir, args.match, args.shift_average)
     elif args.stage == "frontier":
-        frontier(runs_dir, args.bench_log, args.out, args.earlier)
+        frontier(runs_dir, args.bench_log, args.out, args.earlier, args.shift_average)
     elif args.stage == "table":
         for stage in STAGES:
             table(stage, runs_dir)

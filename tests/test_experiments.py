@@ -309,7 +309,7 @@ def test_frontier_pairs_each_recipe_with_its_bench_minutes_and_both_validation_f
                for stage, words, value in (("screen-recipes", first, 8.0), ("screen-recipes-newfaces", first, 30.0),
                                            ("screen-recipes", second, 10.0),
                                            ("screen-recipes-newfaces", second, 33.0), ("screen-recipes", third, 9.0))}
-    monkeypatch.setattr(experiments, "validation_mse", lambda run_dir, faces: figures[run_dir])
+    monkeypatch.setattr(experiments, "validation_mse", lambda run_dir, faces, shift_average: figures[run_dir])
     rows = lambda table: "".join(f"[{' '.join(words[1:])}] whole run: {n} epochs x (fresh draw + loop)   "  # noqa: E731
                                  f"{n} x (6.0 + 100) s = {minutes} min\n" for words, n, minutes in table)
     first_log, second_log = tmp_path / "bench.log", tmp_path / "bench_later.log"
@@ -332,14 +332,15 @@ def test_the_frontier_takes_an_earlier_tables_figures_only_for_recipes_without_a
     run = tmp_path / "screen-recipes" / f"{experiments.slug(second)}_seed0"  # screened again, the image split only
     run.mkdir(parents=True)
     (run / "colorizer_summary.json").write_text("{}")
-    monkeypatch.setattr(experiments, "validation_mse", lambda run_dir, faces: 7.5)
+    # rescored as the earlier table was scored, without the shift average
+    monkeypatch.setattr(experiments, "validation_mse", lambda run_dir, faces, shift_average: 7.5 + shift_average)
     earlier = tmp_path / "speed_quality.log"
     earlier.write_text(f"| 1 | `{' '.join(first[1:])}` (the recipe before) | 13.0 | 1.00 | a.log | 5.74 | 29.88 |\n"
                        f"| 2 | `{' '.join(second[1:])}` | 3.6 | 0.28 | a.log | 12.01 | 31.00 |\n")
     log = tmp_path / "bench.log"
     log.write_text("".join(f"[{' '.join(words[1:])}] whole run: 4 epochs x (fresh draw + loop)   4 x (6.0 + 100) s = "
                            f"{minutes} min\n" for words, minutes in ((first, 13.0), (second, 3.6))))
-    experiments.frontier(tmp_path, [log], tmp_path / "frontier.png", earlier)
+    experiments.frontier(tmp_path, [log], tmp_path / "frontier.png", earlier, shift_average=False)
     printed = capsys.readouterr().out
     assert f"| 1 | `{' '.join(first[1:])}` (the recipe before) | 13.0 | 1.00 | bench.log | 5.74 | 29.88 |" in printed
     assert f"| 2 | `{' '.join(second[1:])}` | 3.6 | 0.28 | bench.log | 7.50 | 31.00 |" in printed
@@ -359,10 +360,12 @@ def test_validation_mse_is_what_test_colorize_prints_for_the_validation_split(tm
     run = tmp_path / "run"
     train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "60", "--width", "4", "--epochs", "1",
                          "--augment-factor", "2", "--val-fraction", "0.2", "--out-dir", str(run)])
-    test_colorize.main(["--checkpoint", str(run / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--split", "val",
-                        "--pngs", "0", "--out-dir", str(tmp_path / "pngs")])
-    shown = float(re.search(r"^val: \d+ images, .* mean ([\d.]+) ", capsys.readouterr().out, re.M).group(1))
-    assert experiments.validation_mse(run, faces) == pytest.approx(shown, abs=0.005)
+    for shift in (True, False):
+        test_colorize.main(["--checkpoint", str(run / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--split", "val",
+                            "--pngs", "0", "--out-dir", str(tmp_path / "pngs"),
+                            "--shift-average" if shift else "--no-shift-average"])
+        shown = float(re.search(r"^val: \d+ images, .* mean ([\d.]+) ", capsys.readouterr().out, re.M).group(1))
+        assert experiments.validation_mse(run, faces, shift) == pytest.approx(shown, abs=0.005)
 
 
 def test_frontier_refuses_a_bench_table_without_the_default_recipe(tmp_path):
