@@ -78,13 +78,16 @@ class MeanChromaNet(nn.Module):
 # test-time shift averaging moves the image by this many pixels: half the stride of the fusion network's deepest
 # per-pixel map (8), so that each copy is sampled on another grid (EXPERIMENTS.md, "Test-time shift averaging")
 SHIFT = 4
+# the copies, as (down, right) multiples of SHIFT: the photo and its 8 neighbours, so that each of the 4 phases of a
+# half-stride shift (0 or SHIFT down x 0 or SHIFT right) is sampled (the diagonal one too)
+SHIFTS = tuple((down, right) for down in (-1, 0, 1) for right in (-1, 0, 1))
 
 
 class _PixelColorizer(nn.Module):
     """What the per-pixel colorizers share: the check that input sides are multiples of `side_multiple`, and
     test-time averaging in eval mode. Mirror (`flip_average` in their args): the mean of the image's prediction and
     its mirror image's, mirrored back; a face's colors mirror with it, the network's errors do not all do so. Shift
-    (`shift_average`): the mean over the image and its copies moved SHIFT pixels up, down, left and right
+    (`shift_average`): the mean over the image and its 8 copies moved SHIFT pixels along either axis or both
     (shift_averaged); the strided convolutions sample each copy on another grid, and their errors partly cancel.
     Training is unchanged. Subclasses define `side_multiple` and `_predict`."""
 
@@ -109,14 +112,14 @@ class _PixelColorizer(nn.Module):
 
 
 def shift_averaged(predict, l_norm, shift):
-    """The mean of `predict`'s a*b* (N x 2 x H x W) over l_norm and its copies moved `shift` pixels up, down, left
-    and right, each prediction moved back: a copy is a window of the reflect-padded image, and the pixels of the
-    border strip one copy does not reach are the mean of the others'."""
+    """The mean of `predict`'s a*b* (N x 2 x H x W) over l_norm and its copies moved by SHIFTS x `shift` pixels, each
+    prediction moved back: a copy is a window of the reflect-padded image, and the pixels of the border strip one
+    copy does not reach are the mean of the others'."""
     n, _, height, width = l_norm.shape
     padded = nn.functional.pad(l_norm, (shift,) * 4, mode="reflect")
     total = l_norm.new_zeros(n, 2, height + 2 * shift, width + 2 * shift, dtype=torch.float32)
     count = torch.zeros_like(total[:1, :1])
-    for down, right in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+    for down, right in SHIFTS:
         top, left = shift * (1 + down), shift * (1 + right)
         window = (..., slice(top, top + height), slice(left, left + width))
         total[window] += predict(padded[window]).float()

@@ -78,8 +78,8 @@ def parse_args(argv=None):
                         help="average each prediction with that of the mirror image, mirrored back (default: as "
                              "the checkpoint was trained)")
     parser.add_argument("--shift-average", action=argparse.BooleanOptionalAction, default=True,
-                        help=f"average the network's prediction over the photo and its copies moved {SHIFT} pixels "
-                             f"up, down, left and right, each moved back (5x the network's work)")
+                        help=f"average the network's prediction over the photo and its 8 copies moved {SHIFT} pixels "
+                             f"along either axis or both, each moved back (9x the network's work)")
     parser.add_argument("--tint-neighbours", type=train_flags.positive_int, metavar="K",
                         help=f"each prediction borrows from the K training photos whose L* looks most like the "
                              f"photo's (neighbours.py: a sitting's light and background): their true tint (mean "

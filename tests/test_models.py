@@ -255,13 +255,13 @@ def test_shift_averaged_moves_each_prediction_back_and_averages_the_border_over_
     # a prediction that moves with its input comes back unchanged: each copy is moved back where it came from
     same = models.shift_averaged(lambda l_norm: l_norm.repeat(1, 2, 1, 1), x, 4)
     assert torch.allclose(same, x.repeat(1, 2, 1, 1), atol=1e-6)
-    # one that sees only where it is (its column in the copy): the copies moved sideways give j + 4 and j - 4
+    # one that sees only where it is (its column in the copy): 3 copies each give j, j + 4 and j - 4
     column = lambda l_norm: torch.arange(l_norm.shape[-1]).float().expand(len(l_norm), 2, *l_norm.shape[-2:])  # noqa
     out = models.shift_averaged(column, x, 4)[0, 0, 8]
     j = torch.arange(24).float()
-    assert torch.allclose(out[4:-4], j[4:-4])  # all five copies reach the middle
-    assert torch.allclose(out[-4:], j[-4:] - 1)  # (3j + (j - 4)) / 4: the one giving j + 4 does not reach
-    assert torch.allclose(out[:4], j[:4] + 1)
+    assert torch.allclose(out[4:-4], j[4:-4])  # all nine copies reach the middle
+    assert torch.allclose(out[-4:], j[-4:] - 2)  # (3j + 3(j - 4)) / 6: the three giving j + 4 do not reach
+    assert torch.allclose(out[:4], j[:4] + 2)
 
 
 @pytest.mark.parametrize("make", [lambda shift: Colorizer(levels=3, features=[4], skips=True, shift_average=shift),
