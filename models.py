@@ -376,11 +376,14 @@ class Borrowed(nn.Module):
         self.side_multiple = model.side_multiple
 
     def lenders(self, l_norm):
-        """(indices N x k, weights N x k) of each photo's nearest bank photos, and its unseen share (N values; None
-        without `unfamiliar`)."""
+        """(indices N x k, weights N x k) of each photo's nearest bank photos, and its distance to the nearest (N)."""
         distance, index = neighbours.nearest_distances(l_norm, self.bank, self.k)
-        unseen = None if self.unfamiliar is None else neighbours.unfamiliar(distance[:, 0], *self.unfamiliar[:2])
-        return index, neighbours.weights_of(distance, self.temperature), unseen
+        return index, neighbours.weights_of(distance, self.temperature), distance[:, 0]
+
+    def unseen(self, nearest):
+        """Each photo's unseen share (N values) from its distance to its nearest bank photo; None without
+        `unfamiliar`."""
+        return None if self.unfamiliar is None else neighbours.unfamiliar(nearest, *self.unfamiliar[:2])
 
     def lent_tint(self, index, weights):
         """The weighted true tint (N x 2) of the bank photos `lenders` names."""
@@ -389,11 +392,11 @@ class Borrowed(nn.Module):
     def forward(self, l_norm):
         return self.lend(l_norm, *self.lenders(l_norm))
 
-    def lend(self, l_norm, index, weights, unseen):
+    def lend(self, l_norm, index, weights, nearest):
         """forward, given what `lenders(l_norm)` returns, so that a caller that also needs the lenders searches
         the bank once."""
         ab_norm = self.model(l_norm).float()
-        keep, seen = self.keep, 1.0
+        keep, seen, unseen = self.keep, 1.0, self.unseen(nearest)
         if unseen is not None:
             keep, seen = (self.unfamiliar[2] * unseen).clamp(min=self.keep), (1 - unseen).reshape(-1, 1, 1, 1)
         if self.bank_errors is not None:

@@ -197,10 +197,9 @@ def mean_tint_rows(own, lent, l_norm):
     """{MEAN_ROWS row name: unfaded prediction} around `own` (Predicted) lent by a Lent, as the default would lend it
     but for the tint a face never seen takes (mean_tinted)."""
     lending = test_colorize.borrowed(own, lent)
-    index, weights, unseen = lending.lenders(l_norm)
-    lent_pred = lending.lend(l_norm, index, weights, unseen)
+    index, weights, nearest = lending.lenders(l_norm)
+    lent_pred, unseen = lending.lend(l_norm, index, weights, nearest), lending.unseen(nearest)
     toward, own_tint = lending.lent_tint(index, weights), data.tint(own.ab_norm).flatten(1)
-    nearest = neighbours.nearest_distances(l_norm, lent.descriptors, 1)[0][:, 0]
     rows = {}
     for keep, share, ramp in MEAN_ROWS:
         mean_unseen = unseen if ramp is None else neighbours.unfamiliar(nearest, *ramp)
