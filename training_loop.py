@@ -6,7 +6,6 @@ and its schedule, and fit: epochs with evaluation, a log line and a checkpoint a
 """
 import contextlib
 import copy
-import itertools
 import math
 import time
 from pathlib import Path
@@ -153,21 +152,18 @@ RECALIBRATION_IMAGES = 1000  # a weight average's BatchNorm statistics: forward 
 
 
 class WeightAverage:
-    """Exponential moving average of a model's weights and floating-point buffers (--ema DECAY), kept in a copy of
-    the model (`.model`) that evaluation and the saved checkpoint use. Updated after every optimiser step by one
-    fused lerp on the device: torch.optim.swa_utils.AveragedModel would do the same arithmetic but reads its
-    update count on the host at every update, a wait for the GPU at every step. Before the average is evaluated or
-    saved, `recalibrate` recomputes its BatchNorm statistics: averaged statistics do not fit averaged weights."""
+    """Exponential moving average of a model's weights (--ema DECAY), kept in a copy of the model (`.model`) that
+    evaluation and the saved checkpoint use. Updated after every optimiser step by one fused lerp on the device:
+    torch.optim.swa_utils.AveragedModel would do the same arithmetic but reads its update count on the host at
+    every update, a wait for the GPU at every step. Buffers are not averaged: before the average is evaluated or
+    saved, `recalibrate` recomputes its BatchNorm statistics (averaged statistics do not fit averaged weights), and
+    no other buffer changes in training."""
 
     def __init__(self, model, decay, updates=0):
         self.decay, self.updates = decay, updates  # updates so far: a resumed run's average goes on where it stopped
         self.model = copy.deepcopy(model).requires_grad_(False)
         # load_state_dict copies into these same tensors, so the pairs are listed once, not at every step
-        self._averaged, self._trained = self._floats(self.model), self._floats(model)
-
-    @staticmethod
-    def _floats(model):
-        return [t for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()]
+        self._averaged, self._trained = list(self.model.parameters()), list(model.parameters())
 
     def update(self):
         """Move the average towards the trained model's current weights. Its memory starts short: after n updates

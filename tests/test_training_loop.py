@@ -111,6 +111,18 @@ def test_recalibration_gives_the_average_the_batchnorm_statistics_of_its_own_wei
     assert not torch.allclose(trained_norm.running_mean, expected, atol=1e-3)  # the trained model's are its own
 
 
+def test_the_average_leaves_batchnorm_statistics_to_recalibration():
+    model = models.Colorizer(2, [4]).train()
+    average = training_loop.WeightAverage(model, 0.5)
+    norm, averaged_norm = (next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+                           for net in (model, average.model))
+    before = averaged_norm.running_mean.clone()
+    model(torch.rand(4, 1, 16, 16))  # the trained model's statistics move in training
+    average.update()
+    assert not torch.equal(norm.running_mean, before)
+    assert torch.equal(averaged_norm.running_mean, before)  # an update's lerp would only be overwritten
+
+
 def test_ema_run_evaluates_and_saves_the_average_and_resumes_from_the_trained_weights(tmp_path):
     flags = ["--data-dir", str(DATA_DIR), "--limit", "20", "--features", "4", "--ema", "0.9", "--out-dir",
              str(tmp_path)]
