@@ -13,7 +13,8 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
   validation photos of seen people and on validation people; `frontier` then plots their validation MSE (borrowed
   tint) against each recipe's whole-run cost relative to the default's in saved `bench.py --networks` tables.
 - crossval: each line of experiments/crossval.txt, split by person into the 10 folds of --fold (seed 0): every
-  person tested once; `people` then evaluates each fold's test people and prints the per-person table.
+  person tested once; `people` then evaluates each fold's test people and prints the per-person table, with the
+  means over the people the new-face test rows test (no choice is made on them) and over the validation people.
 A run whose summary already exists is skipped and an interrupted one (a checkpoint, no summary) resumed, so an
 interrupted table continues where it stopped. `table` prints both stages as markdown from the runs'
 <name>_summary.json files.
@@ -380,7 +381,8 @@ def crossval_runs(runs_dir, match=""):
 def people_table(runs_dir, match="", shift_average=True):
     """The per-person table of the first line of experiments/crossval.txt containing `match`: each person's mean test
     MSE (raw Lab units^2) in the fold that tested them, for each PEOPLE_COLUMNS, then the mean +- sd over the folds
-    and over the people."""
+    and over the people, and over the people the new-face test rows test apart from the validation people: new-face
+    choices are made on the second, so only the first are as unseen by every choice as by the network."""
     words, runs = crossval_runs(runs_dir, match)
     faces = data.load_faces()
     rows, fold_means = [], []
@@ -394,8 +396,15 @@ def people_table(runs_dir, match="", shift_average=True):
     print("| person | fold | " + " | ".join(PEOPLE_COLUMNS) + " |\n|" + " --- |" * (2 + len(PEOPLE_COLUMNS)))
     for person, fold, figures in sorted(rows, key=lambda row: (int(row[0].lstrip("p")), row[1])):
         print(f"| {person} | {fold} | " + " | ".join(f"{f:.2f}" for f in figures) + " |")
-    for what, values in ((f"mean ± sd over {len(fold_means)} folds", fold_means),
-                         (f"mean ± sd over {len(rows)} people", [figures for _, _, figures in rows])):
+    chosen_on = validation_people(faces[1])
+    groups = {f"mean ± sd over {len(fold_means)} folds": fold_means,
+              f"mean ± sd over {len(rows)} people": [figures for _, _, figures in rows]}
+    for what, wanted in ((f"the people the person splits of seeds {', '.join(map(str, NEW_FACE_SEEDS))} test "
+                          "(no choice was made on them)", False), ("the validation people", True)):
+        figures = [figures for person, _, figures in rows if (person in chosen_on) == wanted]
+        if figures:
+            groups[f"mean ± sd over {len(figures)} people: {what}"] = figures
+    for what, values in groups.items():
         print(f"| {what} | | " + " | ".join(spread(list(column), 2) for column in zip(*values)) + " |")
 
 

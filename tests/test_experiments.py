@@ -3,6 +3,7 @@ fresh augmentation, the summaries and the table built from them."""
 import csv
 import json
 import re
+import statistics
 import sys
 
 import pytest
@@ -206,7 +207,8 @@ def test_crossval_runs_one_fold_each_and_its_table_gives_each_person_once(tmp_pa
     with pytest.raises(SystemExit, match="--match '--width 4': no line"):
         experiments.people_table(tmp_path / "runs", "--width 4")
     experiments.people_table(tmp_path / "runs")
-    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if re.match(r"\| p\d", line)]
+    out = capsys.readouterr().out
+    rows = [line.split(" | ") for line in out.splitlines() if re.match(r"\| p\d", line)]
     names = [path.name for path in data.list_images(DATA_DIR)[:150]]
     people = data.people_of(names, DATA_DIR)
     for fold in (0, 7):
@@ -215,6 +217,19 @@ def test_crossval_runs_one_fold_each_and_its_table_gives_each_person_once(tmp_pa
     assert len({row[0] for row in rows}) == len(rows)  # no person in two folds
     own, borrowed, default, bound = (float(x.strip(" |")) for x in rows[0][2:6])
     assert bound < own  # the true tint can only help: each photo's tint error is removed
+    # the people the new-face test splits test, apart from those new-face choices are made on
+    everyone = data.people_of([path.name for path in data.list_images(DATA_DIR)], DATA_DIR)
+    test_people = {everyone[i] for seed in (0, 1, 2)
+                   for i in data.split_indices(len(everyone), seed, groups=everyone)[2].tolist()}
+    groups = {False: [row for row in rows if row[0].lstrip("| ") in test_people]}
+    groups[True] = [row for row in rows if row not in groups[False]]
+    assert groups[False] and groups[True]
+    for chosen_on, label in ((False, "the person splits of seeds 0, 1, 2 test"), (True, "the validation people")):
+        line = next(line for line in out.splitlines() if label in line)
+        assert f"over {len(groups[chosen_on])} people" in line
+        means = [statistics.mean(float(row[col].strip(" |")) for row in groups[chosen_on]) for col in range(2, 6)]
+        cells = [cell.strip() for cell in line.strip(" |").split("|")][2:]
+        assert [float(cell.split(" ± ")[0]) for cell in cells] == pytest.approx(means, abs=0.006)
 
 
 def test_match_runs_only_the_lines_containing_it_and_names_a_match_of_none(tmp_path, monkeypatch):
