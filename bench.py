@@ -1,8 +1,8 @@
 """Speed benchmark: prints one table of every stage's speed (median of repeats), with machine and versions.
 
 Owner of measuring only; it calls the same functions the scripts run, on the device --device picks. Stages:
-- the hardware: this machine's measured matrix-multiply peaks in float32 and bfloat16 (GFLOP/s; what oneDNN or
-  cuBLAS reaches on large products), its CPU's vector and matrix units, and the default network's GFLOP per
+- the hardware: this machine's measured matrix-multiply peaks in float32 and bfloat16 (GFLOP/s; the faster of what
+  MKL or cuBLAS and oneDNN or cuDNN reach on a large product), its CPU's vector and matrix units, and the default network's GFLOP per
   training image (forward + backward, counted by torch.utils.flop_counter), so that every loop row also says what
   fraction of the matching peak it reaches;
 - prepare: load the 750 faces, split, x10 augment, convert to L*a*b* on the device (prepare.prepare_data);
@@ -92,11 +92,24 @@ def train_step(model, optimizer, x, y, bf16=False):
     optimizer.step()
 
 
+def as_convolution(a, b):
+    """(input, weight) of a 1x1 convolution whose output, reshaped, is the matrix product a @ b (M x K times K x N;
+    M a multiple of 64): input[0, k] holds a's column k as an image of M pixels, weight[n, k] is b[k, n]."""
+    (m, k), n = a.shape, b.shape[1]
+    return a.T.reshape(1, k, m // 64, 64), b.T.reshape(n, k, 1, 1)
+
+
 def matmul_peak(dtype, device, size=2048, repeats=5):
     """GFLOP/s of a size x size matrix product in `dtype`: the speed this machine's matrix units reach when the
-    work is large enough to keep them busy, the ceiling for a training loop in that precision."""
+    work is large enough to keep them busy, the ceiling for a training loop in that precision. The faster of the
+    product as a matrix product (MKL on a CPU, cuBLAS) and as a 1x1 convolution (oneDNN, cuDNN: the libraries the
+    network's convolutions run on): MKL runs slower code on AMD processors with AVX-512, where the convolution
+    reached twice its speed (EXPERIMENTS.md, Speed)."""
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    return 2 * size ** 3 / timed(lambda: a @ b, repeats, device) / 1e9
+    image, weight = (t.contiguous() for t in as_convolution(a, b))
+    seconds = min(timed(lambda: a @ b, repeats, device),
+                  timed(lambda: torch.nn.functional.conv2d(image, weight), repeats, device))
+    return 2 * size ** 3 / seconds / 1e9
 
 
 def cpu_units():

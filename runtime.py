@@ -39,9 +39,11 @@ def pick_device(name):
 
 def default_bf16(device):
     """Whether bfloat16 autocast is the default on `device`: where it was measured faster than float32, a CPU with
-    AMX tiles. AVX-512 BF16 alone is not enough (oneDNN's bfloat16 convolutions took 1.8x the float32 time, README,
-    Speed), and on a CUDA GPU these networks at batch 10 wait on kernel launches, not on the matrix units: on an
-    H200 the loop ran at 3 % of the float32 peak and bfloat16 at 0.88x float32's speed (docs/gpu.md)."""
+    AMX tiles. AVX-512 BF16 alone does not tell: on an Intel Xeon without AMX oneDNN's bfloat16 convolutions took
+    1.8x the float32 time, on an AMD EPYC bfloat16 trained 1.38x faster (EXPERIMENTS.md, Precision); one machine
+    of each is too few for a rule by vendor. On a CUDA GPU these networks at batch 10 wait on kernel launches, not
+    on the matrix units: on an H200 the loop ran at 3 % of the float32 peak and bfloat16 at 0.88x float32's speed
+    (docs/gpu.md)."""
     return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
 
 
