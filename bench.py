@@ -2,9 +2,9 @@
 
 Owner of measuring only; it calls the same functions the scripts run, on the device --device picks. Stages:
 - the hardware: this machine's measured matrix-multiply peaks in float32 and bfloat16 (GFLOP/s; the faster of what
-  MKL or cuBLAS and oneDNN or cuDNN reach on a large product), its CPU's vector and matrix units, and the default network's GFLOP per
-  training image (forward + backward, counted by torch.utils.flop_counter), so that every loop row also says what
-  fraction of the matching peak it reaches;
+  MKL or cuBLAS and oneDNN or cuDNN reach on a large product), its CPU's vector and matrix units, and the default
+  network's GFLOP per training image (forward + backward, counted by torch.utils.flop_counter), so that every loop
+  row also says what fraction of the matching peak it reaches;
 - prepare: load the 750 faces, split, x10 augment, convert to L*a*b* on the device (prepare.prepare_data);
 - bare loop: forward + backward + Adam step of the default network on one in-memory batch, nothing else;
 - train loop: training_loop.train_epoch, the loop train_colorize.py runs (batch indexing, loss bookkeeping);
@@ -103,8 +103,8 @@ def matmul_peak(dtype, device, size=2048, repeats=5):
     """GFLOP/s of a size x size matrix product in `dtype`: the speed this machine's matrix units reach when the
     work is large enough to keep them busy, the ceiling for a training loop in that precision. The faster of the
     product as a matrix product (MKL on a CPU, cuBLAS) and as a 1x1 convolution (oneDNN, cuDNN: the libraries the
-    network's convolutions run on): MKL runs slower code on AMD processors with AVX-512, where the convolution
-    reached twice its speed (EXPERIMENTS.md, Speed)."""
+    network's convolutions run on): on an AMD EPYC with AVX-512 the matrix product (MKL) reached half the
+    convolution's speed (EXPERIMENTS.md, Speed)."""
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     image, weight = (t.contiguous() for t in as_convolution(a, b))
     seconds = min(timed(lambda: a @ b, repeats, device),
