@@ -66,6 +66,11 @@ def parse_args(argv=None):
     parser.add_argument("--exemplar-dropout", type=train_flags.fraction, default=0.1, metavar="P",
                         help="--exemplar: the share of training images per epoch given no exemplar (zeros), so the "
                              "network also colorizes where the training faces are missing")
+    parser.add_argument("--tint-weight", type=train_flags.unit_fraction, default=1.0, metavar="W",
+                        help="how much each image's tint error (of its mean a*b*) counts in the loss against the "
+                             "error of the detail around it (their sum is the MSE): below 1 the network learns "
+                             "less of each sitting's tint, which a prediction borrows from its nearest training "
+                             "photos (not with --classify)")
     parser.add_argument("--levels", type=train_flags.positive_int, default=5, help="--arch unet: down (and up) "
                                                                                    "modules, N")
     parser.add_argument("--features", type=train_flags.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
@@ -90,6 +95,8 @@ def parse_args(argv=None):
                      f"(the default arch is fusion)")
     if args.classify and args.tanh:
         parser.error("--classify and --tanh exclude each other (the classifier outputs logits)")
+    if args.classify and args.tint_weight != 1.0:
+        parser.error("--tint-weight weighs a regression loss; --classify trains with cross-entropy")
     if args.low_res_epochs >= args.epochs:
         parser.error(f"--low-res-epochs {args.low_res_epochs}: must be below --epochs ({args.epochs}), so that the "
                      f"last epochs train at full size")

@@ -53,12 +53,15 @@ def start_run(args, name, model_kind):
                               resume_from=resume_from, stop=stop, prepared=prepare_data(args, device))
 
 
-def make_loss(model, identity_weight=0.0):
+def make_loss(model, identity_weight=0.0, tint_weight=1.0):
     """The batch loss of `model`: a function (output, ab_norm target, person labels or None) -> (loss to minimise,
     ab_norm MSE to log).
 
     Regression: MSE, both times; an ensemble's N x K x 2 training output is compared member by member with the
-    target, so each member learns on its own and the logged MSE is the members' average. A FusionColorizer with
+    target, so each member learns on its own and the logged MSE is the members' average. With `tint_weight` below
+    1 (--tint-weight) the loss counts each image's tint error (of its mean a*b*) that much: an image's MSE is its
+    tint's squared error plus that of the detail around the tint, so the loss is the MSE less (1 - tint_weight)
+    times the former. A FusionColorizer with
     classes (--identity-weight W) returns (ab_norm, person logits) while training: the loss is the MSE plus W times
     the cross-entropy of the person pictured, as in Iizuka et al.'s joint classification. Classification
     Colorizer: cross-entropy against the a*b* bin of each output pixel (the mean a*b* of the input pixels it
@@ -66,16 +69,24 @@ def make_loss(model, identity_weight=0.0):
     for both kinds.
     """
     bins = getattr(model, "args", {}).get("bins")
+
+    def color_loss(ab_norm, y):
+        ab_norm, y = ab_norm.float(), y.unsqueeze(1).expand_as(ab_norm) if ab_norm.dim() > y.dim() else y
+        mse = torch.nn.functional.mse_loss(ab_norm, y)
+        if tint_weight == 1.0:
+            return mse, mse
+        tint = torch.nn.functional.mse_loss(ab_norm.mean((-2, -1)), y.mean((-2, -1)))
+        return mse - (1 - tint_weight) * tint, mse
+
     if getattr(model, "args", {}).get("classes"):
         def loss(out, y, people):
             ab_norm, logits = out
-            mse = torch.nn.functional.mse_loss(ab_norm.float(), y)
-            return mse + identity_weight * torch.nn.functional.cross_entropy(logits.float(), people), mse
+            color, mse = color_loss(ab_norm, y)
+            return color + identity_weight * torch.nn.functional.cross_entropy(logits.float(), people), mse
         return loss
     if bins is None:
         def loss(out, y, _people=None):
-            mse = torch.nn.functional.mse_loss(out.float(), y.unsqueeze(1).expand_as(out) if out.dim() > y.dim() else y)
-            return mse, mse
+            return color_loss(out, y)
         return loss
 
     def loss(out, y, _people=None):
@@ -239,7 +250,7 @@ def fit(model, run, args, target=None, identity=None):
     target = target or (lambda ab_norm: ab_norm)
     held_out, split = (prepared["eval_x"], target(prepared["eval_ab"])), prepared["eval_split"]
     people, identity_weight = identity or (None, 0.0)
-    loss_fn = make_loss(model, identity_weight)
+    loss_fn = make_loss(model, identity_weight, getattr(args, "tint_weight", 1.0))
     model.to(memory_format=torch.channels_last)
     steps_per_epoch = len(minibatches(len(prepared["train_l"]), args.batch_size, 0, *rank_and_world()))
     optimizer, scheduler = make_optimizer(model, args, steps_per_epoch)

@@ -292,3 +292,20 @@ def test_fusion_identity_head_adds_weighted_person_cross_entropy_while_training_
     rebuilt = build_model("FusionColorizer", model.args)
     rebuilt.load_state_dict(model.state_dict())
     assert rebuilt.args["classes"] == 7
+
+
+def test_tint_weight_counts_each_images_tint_error_that_much_and_logs_the_plain_mse():
+    model = FusionColorizer(width=4)
+    ab_true = torch.rand(3, 2, 16, 16) - 0.5
+    detail = 0.1 * torch.randn(3, 2, 16, 16)
+    shift = torch.tensor([[0.3, -0.2], [0.0, 0.1], [-0.4, 0.25]])[..., None, None]  # each image's tint error
+    ab_pred = ab_true + detail - detail.mean((-2, -1), keepdim=True) + shift
+    plain_loss, plain_mse = make_loss(model)(ab_pred, ab_true)
+    assert torch.allclose(plain_loss, plain_mse)
+    for weight in (0.0, 0.5):
+        loss, mse = make_loss(model, tint_weight=weight)(ab_pred, ab_true)
+        assert torch.allclose(mse, plain_mse)  # the log stays the MSE
+        tint_error = (shift ** 2).mean()
+        assert torch.allclose(loss, plain_mse - (1 - weight) * tint_error, atol=1e-6)
+    untinted, _ = make_loss(model, tint_weight=0.0)(ab_pred - shift, ab_true)  # no tint error: nothing to discount
+    assert torch.allclose(make_loss(model, tint_weight=0.0)(ab_pred, ab_true)[0], untinted, atol=1e-6)
