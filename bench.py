@@ -217,10 +217,11 @@ def bench_loops(prepared, steps, repeats, device, networks, precisions):
         for precision in precisions:
             torch.manual_seed(0)
             model, bf16 = colorizer(flags).to(device), precision == "bfloat16"
+            loss_fn = training_loop.make_loss(model, tint_weight=args.tint_weight)  # the loss its flags train with
             loops[flags, precision, "bare"], loops[flags, precision, "real"] = loop_pair(
-                model, inputs, count, batch_size, bf16)
+                model, inputs, count, batch_size, bf16, loss_fn)
             if half:
-                loops[flags, precision, "half"] = loop_pair(model, half, count, batch_size, bf16)[1]
+                loops[flags, precision, "half"] = loop_pair(model, half, count, batch_size, bf16, loss_fn)[1]
             images[flags, precision] = count * batch_size
     seconds = interleaved(loops, repeats, device)
     rate = lambda key, kind: images[key] / seconds[(*key, kind)] if (*key, kind) in seconds else None  # noqa: E731
@@ -257,9 +258,9 @@ def train_args(flags):
     return train_colorize.parse_args(shlex.split(flags))
 
 
-def loop_pair(model, prepared, steps, batch_size, bf16=False):
+def loop_pair(model, prepared, steps, batch_size, bf16=False, loss_fn=None):
     """(bare loop, train_epoch) over steps x batch_size images, as functions to time; `bf16`: both in bfloat16
-    autocast, as train_colorize.py --bf16 trains."""
+    autocast, as train_colorize.py --bf16 trains; `loss_fn`: train_epoch's loss (default: the plain MSE)."""
     optimizer = default_optimizer(model)
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
 
@@ -273,7 +274,7 @@ def loop_pair(model, prepared, steps, batch_size, bf16=False):
 
     def real():
         with contextlib.redirect_stderr(io.StringIO()):  # its progress lines
-            training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop, bf16=bf16)
+            training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop, bf16=bf16, loss_fn=loss_fn)
 
     return bare, real
 

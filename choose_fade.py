@@ -29,10 +29,11 @@ import runtime
 import test_colorize
 import train_flags
 
-# the default recipe's screening runs: experiments/recipes.txt line 11, the default since 2026-12-04 (line 1 before,
+# the default recipe's screening runs: experiments/recipes.txt's --tint-weight 0.5 line, the default since
+# 2026-12-05 (line 11 before, without --tint-weight, and line 1 before 2026-12-04,
 # colorize_arch_fusion_epochs_15_batch-size_10_lr_1e-3_lr-schedule_cosine_seed0)
-SCREEN = "colorize_arch_fusion_epochs_4_lr_3e-3_lr-schedule_one-cycle_crop-min_0.9_seed0"
-CROSSVAL = "--crop-min 0.9"  # the default recipe's line of experiments/crossval.txt
+SCREEN = "colorize_arch_fusion_epochs_4_lr_3e-3_lr-schedule_one-cycle_crop-min_0.9_tint-weight_0.5_seed0"
+CROSSVAL = "--tint-weight 0.5"  # the default recipe's line of experiments/crossval.txt
 FULL = [round(0.1 * i, 1) for i in range(2, 9)]
 WIDTH = [0.1, 0.2, 0.3, 0.4, 0.6, 0.8]  # NONE - FULL
 # versions of the validation photos that no choice saw (rgb N x 3 x 128 x 128 in [0, 1] to the same)

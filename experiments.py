@@ -59,10 +59,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 
 HERE = Path(__file__).resolve().parent
 # The training recipe every list was written against (train_colorize.py's defaults before 2026-12-04): 15 epochs,
-# Adam at 1e-3 with a per-epoch cosine decay, crops from 0.7 of the side. It goes before each colorizer line, so that
-# a line keeps meaning the runs it measured whatever the defaults are now; a line (or a stage's flags) that names one
-# of these flags overrides it, as the new default's lines do.
-RECIPE_BEFORE = ["--epochs", "15", "--lr", "1e-3", "--lr-schedule", "cosine", "--crop-min", "0.7"]
+# Adam at 1e-3 with a per-epoch cosine decay, crops from 0.7 of the side, the plain MSE (the tint error counting
+# fully). It goes before each colorizer line, so that a line keeps meaning the runs it measured whatever the
+# defaults are now; a line (or a stage's flags) that names one of these flags overrides it, as the new default's
+# lines do.
+RECIPE_BEFORE = ["--epochs", "15", "--lr", "1e-3", "--lr-schedule", "cosine", "--crop-min", "0.7", "--tint-weight", "1"]
 # Flags every run of a stage gets before its line's own (which override them). Screening starts colorizer lines
 # from the spec's plain network (no skips, one fixed augmented set, no mirror average) and 6 epochs, whatever the
 # scripts' defaults are; a line that says --arch fusion starts from that network with the same settings.

@@ -29,13 +29,15 @@ NAME = "colorizer"
 # flags (argparse dest names) that only one architecture uses; giving one to the other is an error, not ignored
 UNET_FLAGS = ("levels", "features", "upsample", "skips", "classify", "bin_size", "temperature")
 FUSION_FLAGS = ("width", "global_dim", "identity_weight", "exemplar", "exemplar_from", "exemplar_dropout")
+TINT_WEIGHT = 0.5  # --tint-weight's default since 2026-12-05 (EXPERIMENTS.md, The training recipe)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     # defaults: the configuration chosen on the validation split and confirmed on 3 seeds (EXPERIMENTS.md); the
     # recipe (4 epochs, one-cycle at 3e-3, crops from 0.9) since 2026-12-04, at a quarter of the cost of the one
-    # before: --epochs 15 --lr 1e-3 --lr-schedule cosine --crop-min 0.7 (EXPERIMENTS.md, The training recipe)
+    # before: --epochs 15 --lr 1e-3 --lr-schedule cosine --crop-min 0.7 --tint-weight 1 (EXPERIMENTS.md, The
+    # training recipe); the tint error counting half since 2026-12-05
     train_flags.add_common_args(parser, epochs=4, lr=3e-3, out_dir="runs/colorizer", lr_schedule="one-cycle",
                                 fresh_augment=True, crop_min=0.9)
     parser.add_argument("--arch", choices=("fusion", "unet"), default="fusion",
@@ -66,11 +68,12 @@ def parse_args(argv=None):
     parser.add_argument("--exemplar-dropout", type=train_flags.fraction, default=0.1, metavar="P",
                         help="--exemplar: the share of training images per epoch given no exemplar (zeros), so the "
                              "network also colorizes where the training faces are missing")
-    parser.add_argument("--tint-weight", type=train_flags.unit_fraction, default=1.0, metavar="W",
+    parser.add_argument("--tint-weight", type=train_flags.unit_fraction, metavar="W",
                         help="how much each image's tint error (of its mean a*b*) counts in the loss against the "
                              "error of the detail around it (their sum is the MSE): below 1 the network learns "
                              "less of each sitting's tint, which a prediction borrows from its nearest training "
-                             "photos (not with --classify)")
+                             f"photos (default: {TINT_WEIGHT}; 1: the plain MSE, the default before 2026-12-05; "
+                             "--classify trains with cross-entropy, which it does not weigh)")
     parser.add_argument("--levels", type=train_flags.positive_int, default=5, help="--arch unet: down (and up) "
                                                                                    "modules, N")
     parser.add_argument("--features", type=train_flags.positive_int, nargs="+", default=[16, 32, 64, 128, 128],
@@ -95,8 +98,10 @@ def parse_args(argv=None):
                      f"(the default arch is fusion)")
     if args.classify and args.tanh:
         parser.error("--classify and --tanh exclude each other (the classifier outputs logits)")
-    if args.classify and args.tint_weight != 1.0:
+    if args.classify and args.tint_weight not in (None, 1.0):
         parser.error("--tint-weight weighs a regression loss; --classify trains with cross-entropy")
+    if args.tint_weight is None:
+        args.tint_weight = 1.0 if args.classify else TINT_WEIGHT
     if args.low_res_epochs >= args.epochs:
         parser.error(f"--low-res-epochs {args.low_res_epochs}: must be below --epochs ({args.epochs}), so that the "
                      f"last epochs train at full size")

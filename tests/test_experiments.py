@@ -367,7 +367,7 @@ def test_the_frontier_takes_an_earlier_tables_figures_only_for_recipes_without_a
 def test_the_frontier_finds_the_one_recipe_that_trains_as_the_defaults_do():
     lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
     defaults = [" ".join(words[1:]) for words in lines if experiments.is_default(words)]
-    assert defaults == ["--arch fusion --epochs 4 --lr 3e-3 --lr-schedule one-cycle --crop-min 0.9"]
+    assert defaults == ["--arch fusion --epochs 4 --lr 3e-3 --lr-schedule one-cycle --crop-min 0.9 --tint-weight 0.5"]
     assert not experiments.is_default(lines[0])  # the recipe before
 
 
