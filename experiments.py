@@ -402,9 +402,9 @@ def people_table(runs_dir, match="", shift_average=True):
               f"mean ± sd over {len(rows)} people": [figures for _, _, figures in rows]}
     for what, wanted in ((f"the people the person splits of seeds {', '.join(map(str, NEW_FACE_SEEDS))} test "
                           "(no choice was made on them)", False), ("the validation people", True)):
-        figures = [figures for person, _, figures in rows if (person in chosen_on) == wanted]
-        if figures:
-            groups[f"mean ± sd over {len(figures)} people: {what}"] = figures
+        group = [figures for person, _, figures in rows if (person in chosen_on) == wanted]
+        if group:
+            groups[f"mean ± sd over {len(group)} people: {what}"] = group
     for what, values in groups.items():
         print(f"| {what} | | " + " | ".join(spread(list(column), 2) for column in zip(*values)) + " |")
 
