@@ -47,10 +47,38 @@ def start_run(args, name, model_kind):
         if resume_from is not None and "optimizer" not in resume_from:
             raise UserError(f"{checkpoint_path}: a shipped model without optimiser state; it can be tested, not "
                             f"resumed")
+        if resume_from is not None:
+            check_resumed_flags(resume_from["args"], args, checkpoint_path)
         stop = StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
         yield SimpleNamespace(device=device, out_dir=out_dir, checkpoint_path=checkpoint_path,
                               log_path=out_dir / f"{name}.csv", summary_path=out_dir / f"{name}_summary.json",
                               resume_from=resume_from, stop=stop, prepared=prepare_data(args, device))
+
+
+# What a continued run may change: where and how it runs, not what it trains. --epochs may extend a per-epoch
+# schedule (a one-cycle one is refused by its length: check_schedule_length).
+RESUME_MAY_CHANGE = ("data_dir", "device", "out_dir", "resume", "bf16", "compile", "compile_mode", "epochs")
+
+
+def check_resumed_flags(saved, args, checkpoint_path):
+    """Refuse to resume a run with training flags other than it was started with (given otherwise, or a default
+    changed since): it would go on as another recipe, or fail to load its weights. A flag newer than the checkpoint
+    (not in its saved flags) cannot be checked."""
+    changed = [key for key in saved if key not in RESUME_MAY_CHANGE and key in vars(args)
+               and saved[key] != getattr(args, key)]
+    if changed:
+        shown = lambda values: ", ".join(flag_text(key, values[key]) for key in changed)  # noqa: E731
+        raise UserError(f"--resume: {checkpoint_path} was started with {shown(saved)}, not {shown(vars(args))}; "
+                        f"resume it with those flags, or start a new run in another --out-dir")
+
+
+def flag_text(key, value):
+    """A flag and its value as typed (a switch as on/off)."""
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    elif isinstance(value, (list, tuple)):
+        value = " ".join(map(str, value))
+    return f"--{key.replace('_', '-')} {value}"
 
 
 def make_loss(model, identity_weight=0.0, tint_weight=1.0):

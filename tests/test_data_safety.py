@@ -13,6 +13,7 @@ import time
 
 import cv2
 import pytest
+import torch
 
 import output_files
 import run_lock
@@ -109,6 +110,25 @@ def test_a_second_run_into_a_busy_folder_stops_naming_the_holder_and_the_first_r
     assert status == 75 and not (tmp_path / "run" / ".run.lock").exists()  # released by the interrupted run
     again = run_script("train_colorize.py", *TINY, "--out-dir", tmp_path / "run", "--resume")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_run_resumed_with_other_training_flags_is_refused_in_one_line_and_kept(tmp_path):
+    """A flag given otherwise, or a default changed since the run started, would continue it as another recipe or
+    fail deep in load_state_dict; where it runs (--device) and how long (--epochs, per-epoch schedule) may change."""
+    run = tmp_path / "run"
+    assert run_script("train_colorize.py", *TINY, "--out-dir", run).returncode == 0
+    before = _digests(run)
+    for flags, message in ((["--width", 8], "--width 4, not --width 8"),
+                           (["--tint-weight", 1, "--no-flip-average"],
+                            "--flip-average on, --tint-weight 0.5, not --flip-average off, --tint-weight 1.0")):
+        refused = run_script("train_colorize.py", *TINY, *flags, "--out-dir", run, "--resume")
+        assert refused.returncode == 1 and refused.stderr == (
+            f"error: --resume: {run / 'colorizer.pt'} was started with {message}; resume it with those flags, or "
+            f"start a new run in another --out-dir\n")
+        assert _digests(run) == before
+    resumed = run_script("train_colorize.py", *TINY, "--epochs", 2, "--device", "cpu", "--out-dir", run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(run / "colorizer.pt", weights_only=True)["epoch"] == 2
 
 
 def test_the_lock_of_a_killed_run_is_taken_over_with_a_note(tmp_path):
