@@ -11,7 +11,7 @@ Owner of the experiment protocol only; every run is a plain train_colorize.py / 
   training people held out as a validation split: levers for new faces are chosen here.
 - screen-recipes, screen-recipes-newfaces: each training recipe of experiments/recipes.txt, seed 0, on the
   validation photos of seen people and on validation people; `frontier` then plots their validation MSE (borrowed
-  tint) against each recipe's whole-run cost relative to the default's in saved `bench.py --networks` tables.
+  tint) against each recipe's whole-run cost relative to the recipe before's in saved `bench.py --networks` tables.
 - crossval: each line of experiments/crossval.txt, split by person into the 10 folds of --fold (seed 0): every
   person tested once; `people` then evaluates each fold's test people and prints the per-person table, with the
   means over the people the new-face test rows test (no choice is made on them) and over the validation people.
@@ -226,21 +226,31 @@ def whole_run_minutes(bench_log):
     return {flags: float(minutes) for flags, minutes in rows}
 
 
-def recipe_costs(bench_logs, default_flags):
+def trains_as(flags, words):
+    """Whether a bench row's flags (on train_colorize.py's defaults, as bench.py reads them) train as the list line
+    `words` does (on RECIPE_BEFORE, as the screening stages run it)."""
+    line = train_colorize.parse_args([*RECIPE_BEFORE, *words[1:]])
+    return vars(train_colorize.parse_args(flags.split())) == vars(line)
+
+
+def recipe_costs(bench_logs, reference):
     """{train_colorize.py flags: (minutes, cost, log name)} from the whole-run rows of saved bench.py tables: each
-    recipe's cost is its minutes over the default recipe's (`default_flags`) in the same table, so that only rows
-    timed side by side in one run are compared (a VM's speed moves by 2x between days); a recipe in several tables
-    takes the first one's."""
+    recipe's cost is its minutes over the reference recipe's (the list line `reference`) in the same table, so that
+    only rows timed side by side in one run are compared (a VM's speed moves by 2x between days); a recipe in several
+    tables takes the first one's. A table's reference row is spelled as the line, or else trains as it on today's
+    defaults (spelled in full, as a table made after a default changed spells it)."""
+    spelled = " ".join(reference[1:])
     costs = {}
     for log in bench_logs:
         if not Path(log).is_file():
             raise SystemExit(f"error: --bench-log {log}: no such file")
         minutes = whole_run_minutes(log)
-        if default_flags not in minutes:
-            raise SystemExit(f"error: {log}: no whole-run row of the default recipe `{default_flags}` to cost the "
+        rows = [spelled] if spelled in minutes else [flags for flags in minutes if trains_as(flags, reference)]
+        if not rows:
+            raise SystemExit(f"error: {log}: no whole-run row of the reference recipe `{spelled}` to cost the "
                              f"others against")
-        for flags, value in minutes.items():
-            costs.setdefault(flags, (value, value / minutes[default_flags], Path(log).name))
+        for flags, value in [*minutes.items(), (spelled, minutes[rows[0]])]:
+            costs.setdefault(flags, (value, value / minutes[rows[0]], Path(log).name))
     return costs
 
 
@@ -266,7 +276,7 @@ def frontier(runs_dir, bench_logs, out, earlier=None, shift_average=True):
     again need not retrain every other; its figures were scored without the shift average before 2026-12-04, night:
     rescore a recipe into it with `shift_average` False)."""
     recipes = read_configs(STAGES["screen-recipes"]["list"])
-    costs = recipe_costs(bench_logs, " ".join(recipes[0][1:]))
+    costs = recipe_costs(bench_logs, recipes[0])
     before = earlier_figures(earlier) if earlier else {}
     faces = data.load_faces()
     points = []
@@ -306,7 +316,7 @@ def frontier(runs_dir, bench_logs, out, earlier=None, shift_average=True):
             ax.set_ylim(top=top * 1.02)
         ax.axvline(1 / 3, color="0.6", linestyle="--", linewidth=1)
         ax.set(xlabel="whole training run, relative to the recipe before's (bench.py, side by side)",
-               ylabel="validation MSE (as test_colorize.py runs)",
+               ylabel=f"validation MSE (as test_colorize.py{'' if shift_average else ' --no-shift-average'} runs)",
                title=f"validation photos of {title}")
         ax.grid(alpha=0.3)
     fig.suptitle("Time to quality of the training recipes (experiments/recipes.txt; numbers: the rows of "
@@ -455,9 +465,10 @@ def main(argv=None):
     parser.add_argument("--bench-log", type=Path, nargs="+",
                         default=[str(HERE / "outputs" / name) for name in ("bench_recipes.log", "bench_exemplar.log",
                                                                            "bench_recipes2.log", "bench_recipes3.log",
-                                                                           "bench_recipes4.log", "bench_recipes5.log")],
+                                                                           "bench_recipes4.log", "bench_recipes5.log",
+                                                                           "bench_recipes6.log")],
                         help="frontier: saved bench.py tables whose whole-run rows cost the recipes, each holding "
-                             "the default recipe's row too")
+                             "the reference recipe's row too (the first line of experiments/recipes.txt, the recipe before)")
     parser.add_argument("--out", type=Path, default=HERE / "outputs" / "speed_quality.png",
                         help="frontier: the picture to write")
     parser.add_argument("--earlier", type=Path, metavar="TABLE",

@@ -383,12 +383,31 @@ def test_validation_mse_is_what_test_colorize_prints_for_the_validation_split(tm
         assert experiments.validation_mse(run, faces, shift) == pytest.approx(shown, abs=0.005)
 
 
+def test_a_bench_table_made_after_a_default_changed_costs_against_the_reference_spelled_in_full(tmp_path):
+    """The first line of recipes.txt is spelled on RECIPE_BEFORE; bench.py reads its rows on today's defaults, so a
+    table made after a default changed spells the reference in full, and is costed against that row."""
+    lines = experiments.read_configs(experiments.STAGES["screen-recipes"]["list"])
+    first, default = lines[0], " ".join(next(words for words in lines if experiments.is_default(words))[1:])
+    short, in_full = " ".join(first[1:]), " ".join([*first[1:], *experiments.RECIPE_BEFORE])
+    log = tmp_path / "bench.log"
+    rows = lambda table: "".join(f"[{flags}] whole run: 4 epochs x (fresh draw + loop)   4 x (6.0 + 100) s = "  # noqa: E731
+                                 f"{minutes} min\n" for flags, minutes in table)
+    log.write_text(rows(((short, 4.0), (in_full, 8.0), (default, 2.0))))
+    assert experiments.recipe_costs([log], first)[default] == (2.0, 0.5, "bench.log")  # spelled as the line first
+    log.write_text(rows(((in_full, 8.0), (default, 2.0))))
+    costs = experiments.recipe_costs([log], first)
+    assert costs[default] == (2.0, 0.25, "bench.log") and costs[short] == (8.0, 1.0, "bench.log")
+    log.write_text(rows(((f"{in_full} --epochs 14", 8.0), (default, 2.0))))  # trains otherwise
+    with pytest.raises(SystemExit, match="no whole-run row of the reference recipe"):
+        experiments.recipe_costs([log], first)
+
+
 def test_frontier_refuses_a_bench_table_without_the_default_recipe(tmp_path):
-    """Costs compare rows of one bench run only, so a table without the default's row cannot cost anything; a
+    """Costs compare rows of one bench run only, so a table without the reference's row cannot cost anything; a
     missing table is one line."""
     log = tmp_path / "bench.log"
     log.write_text("[--epochs 4] whole run: 4 epochs x (fresh draw + loop)   4 x (6.0 + 100) s = 7.1 min\n")
-    with pytest.raises(SystemExit, match="bench.log: no whole-run row of the default recipe"):
+    with pytest.raises(SystemExit, match="bench.log: no whole-run row of the reference recipe"):
         experiments.frontier(tmp_path, [log], tmp_path / "frontier.png")
     with pytest.raises(SystemExit, match="^error: --bench-log .*missing.log: no such file$"):
         experiments.frontier(tmp_path, [tmp_path / "missing.log"], tmp_path / "frontier.png")
