@@ -56,8 +56,10 @@ def start_run(args, name, model_kind):
 
 
 # What a continued run may change: where and how it runs, not what it trains. --epochs may extend a per-epoch
-# schedule (a one-cycle one is refused by its length: check_schedule_length).
-RESUME_MAY_CHANGE = ("data_dir", "device", "out_dir", "resume", "bf16", "compile", "compile_mode", "epochs")
+# schedule and --batch-size shrink to fit a GPU's memory (as the out-of-memory error suggests); a one-cycle schedule
+# refuses both by its length (check_schedule_length).
+RESUME_MAY_CHANGE = ("data_dir", "device", "out_dir", "resume", "bf16", "compile", "compile_mode", "epochs",
+                     "batch_size")
 
 
 def check_resumed_flags(saved, args, checkpoint_path):
