@@ -48,7 +48,7 @@ def start_run(args, name, model_kind):
             raise UserError(f"{checkpoint_path}: a shipped model without optimiser state; it can be tested, not "
                             f"resumed")
         if resume_from is not None:
-            check_resumed_flags(resume_from["args"], args, checkpoint_path)
+            check_resumed_flags(resume_from, args, checkpoint_path)
         stop = StopFlag()  # from here on a signal means "checkpoint and stop" (SLURM's time-limit warning too)
         yield SimpleNamespace(device=device, out_dir=out_dir, checkpoint_path=checkpoint_path,
                               log_path=out_dir / f"{name}.csv", summary_path=out_dir / f"{name}_summary.json",
@@ -62,12 +62,16 @@ RESUME_MAY_CHANGE = ("data_dir", "device", "out_dir", "resume", "bf16", "compile
                      "batch_size")
 
 
-def check_resumed_flags(saved, args, checkpoint_path):
+def check_resumed_flags(resume_from, args, checkpoint_path):
     """Refuse to resume a run with training flags other than it was started with (given otherwise, or a default
     changed since): it would go on as another recipe, or fail to load its weights. A flag newer than the checkpoint
-    (not in its saved flags) cannot be checked."""
+    (not in its saved flags) cannot be checked. A run stopped mid-epoch keeps its batch size to the epoch's end: the
+    batches it has left are drawn by it."""
+    saved = resume_from["args"]
     changed = [key for key in saved if key not in RESUME_MAY_CHANGE and key in vars(args)
                and saved[key] != getattr(args, key)]
+    if resume_from["partial"][0] and saved["batch_size"] != args.batch_size:
+        changed.append("batch_size")
     if changed:
         shown = lambda values: ", ".join(flag_text(key, values[key]) for key in changed)  # noqa: E731
         raise UserError(f"--resume: {checkpoint_path} was started with {shown(saved)}, not {shown(vars(args))}; "

@@ -1,5 +1,6 @@
 """The shared training loop: no per-step wait for the device, divergence found and named, out-of-memory as one line."""
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -69,6 +70,17 @@ def test_out_of_gpu_memory_is_one_line_suggesting_a_smaller_batch_and_keeps_the_
     assert str(error.value) == ("--batch-size 64: out of GPU memory in epoch 2; try --batch-size 32 "
                                 "(the last checkpoint is kept)")
     assert (tmp_path / "mean_chroma.pt").read_bytes() == before
+
+
+def test_a_run_stopped_mid_epoch_resumes_only_with_its_batch_size():
+    """Between epochs --batch-size may shrink (to fit memory); mid-epoch the batches left are drawn by the saved one."""
+    saved = {"args": {"batch_size": 10, "width": 16}, "partial": (0, 0.0, 0)}
+    training_loop.check_resumed_flags(saved, SimpleNamespace(batch_size=5, width=16), "run/colorizer.pt")
+    saved["partial"] = (3, 1.5, 30)
+    with pytest.raises(UserError, match=r"^--resume: run/colorizer.pt was started with --batch-size 10, not "
+                                        r"--batch-size 5; resume it with those flags"):
+        training_loop.check_resumed_flags(saved, SimpleNamespace(batch_size=5, width=16), "run/colorizer.pt")
+    training_loop.check_resumed_flags(saved, SimpleNamespace(batch_size=10, width=16), "run/colorizer.pt")
 
 
 @pytest.mark.parametrize("updates_before", [0, 20])
