@@ -468,7 +468,8 @@ def main(argv=None):
                                                                            "bench_recipes4.log", "bench_recipes5.log",
                                                                            "bench_recipes6.log")],
                         help="frontier: saved bench.py tables whose whole-run rows cost the recipes, each holding "
-                             "the reference recipe's row too (the first line of experiments/recipes.txt, the recipe before)")
+                             "the reference recipe's row too (the first line of experiments/recipes.txt, the recipe "
+                             "before)")
     parser.add_argument("--out", type=Path, default=HERE / "outputs" / "speed_quality.png",
                         help="frontier: the picture to write")
     parser.add_argument("--earlier", type=Path, metavar="TABLE",

@@ -390,8 +390,8 @@ def test_a_bench_table_made_after_a_default_changed_costs_against_the_reference_
     first, default = lines[0], " ".join(next(words for words in lines if experiments.is_default(words))[1:])
     short, in_full = " ".join(first[1:]), " ".join([*first[1:], *experiments.RECIPE_BEFORE])
     log = tmp_path / "bench.log"
-    rows = lambda table: "".join(f"[{flags}] whole run: 4 epochs x (fresh draw + loop)   4 x (6.0 + 100) s = "  # noqa: E731
-                                 f"{minutes} min\n" for flags, minutes in table)
+    rows = lambda table: "".join(f"[{flags}] whole run: 4 epochs x (fresh draw + loop)   "  # noqa: E731
+                                 f"4 x (6.0 + 100) s = {minutes} min\n" for flags, minutes in table)
     log.write_text(rows(((short, 4.0), (in_full, 8.0), (default, 2.0))))
     assert experiments.recipe_costs([log], first)[default] == (2.0, 0.5, "bench.log")  # spelled as the line first
     log.write_text(rows(((in_full, 8.0), (default, 2.0))))
