@@ -29,11 +29,6 @@ import runtime
 import test_colorize
 import train_flags
 
-# the default recipe's screening runs: experiments/recipes.txt's --tint-weight 0.5 line, the default since
-# 2026-12-05 (line 11 before, without --tint-weight, and line 1 before 2026-12-04,
-# colorize_arch_fusion_epochs_15_batch-size_10_lr_1e-3_lr-schedule_cosine_seed0)
-SCREEN = "colorize_arch_fusion_epochs_4_lr_3e-3_lr-schedule_one-cycle_crop-min_0.9_tint-weight_0.5_seed0"
-CROSSVAL = "--tint-weight 0.5"  # the default recipe's line of experiments/crossval.txt
 FULL = [round(0.1 * i, 1) for i in range(2, 9)]
 WIDTH = [0.1, 0.2, 0.3, 0.4, 0.6, 0.8]  # NONE - FULL
 # versions of the validation photos that no choice saw (rgb N x 3 x 128 x 128 in [0, 1] to the same)
@@ -53,9 +48,10 @@ VERSIONS = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
-    parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / SCREEN,
+    parser.add_argument("--image-run", type=Path,
+                        default=Path("runs/screen-recipes") / experiments.default_screening_run("screen-recipes"),
                         help="screening run of the image split (experiments.py screen-recipes)")
-    parser.add_argument("--crossval", metavar="MATCH", default=CROSSVAL,
+    parser.add_argument("--crossval", metavar="MATCH", default=" ".join(experiments.default_line("crossval")[1:]),
                         help="the validation people's networks: the crossval runs of the first line of "
                              "experiments/crossval.txt that contains MATCH (experiments.py crossval)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where experiments.py keeps its runs")

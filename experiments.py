@@ -220,6 +220,20 @@ def is_default(words):
     return vars(train_colorize.parse_args([*RECIPE_BEFORE, *words[1:]])) == vars(train_colorize.parse_args([]))
 
 
+def default_line(stage):
+    """The line of a stage's list that trains as train_colorize.py does without flags (is_default), so that a tool
+    finds the default recipe's runs without naming them."""
+    lines = [words for words in read_configs(STAGES[stage]["list"]) if is_default(words)]
+    if len(lines) != 1:
+        raise SystemExit(f"error: {STAGES[stage]['list']}: {len(lines)} lines train as the defaults do, not one")
+    return lines[0]
+
+
+def default_screening_run(stage):
+    """The folder name of the default recipe's seed-0 run of a screening stage (screen-recipes, -newfaces)."""
+    return f"{slug(default_line(stage))}_seed0"
+
+
 def whole_run_minutes(bench_log):
     """{train_colorize.py flags: minutes} from the whole-run rows of a saved bench.py table."""
     rows = re.findall(r"^\[(.*?)\] whole run: .* = ([\d.]+) min$", Path(bench_log).read_text(), re.M)

@@ -4,7 +4,7 @@ estimate, and the network's own error on those photos.
 Owner of that screening only (the default is models.Borrowed: the 10 nearest, weighted relative to the nearest,
 neighbours.weighted, lend their true tint and the network's error on them on an 8x8 grid).
 On the validation photos of seen people and the validation people (two screening runs of one recipe, by default the
-default recipe's, as choose_fade.py uses), each estimator replaces every prediction's tint (its
+default recipe's: experiments.default_screening_run), each estimator replaces every prediction's tint (its
 mean a*b*; the detail stays the network's unless errors are added), and the table gives the validation MSE (raw Lab
 units^2). The estimators:
 - the mean true tint of the K nearest training photos (neighbours.describe), K = 3, 5 (the default before), 10;
@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import choose_fade
 import data
 import experiments
 import neighbours
@@ -50,9 +49,11 @@ from models import FadedUnfamiliar
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
-    parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / choose_fade.SCREEN,
+    parser.add_argument("--image-run", type=Path,
+                        default=Path("runs/screen-recipes") / experiments.default_screening_run("screen-recipes"),
                         help="screening run of the image split (experiments.py screen-recipes)")
-    parser.add_argument("--people-run", type=Path, default=Path("runs/screen-recipes-newfaces") / choose_fade.SCREEN,
+    parser.add_argument("--people-run", type=Path, default=Path("runs/screen-recipes-newfaces")
+                        / experiments.default_screening_run("screen-recipes-newfaces"),
                         help="screening run of the person split (experiments.py screen-recipes-newfaces)")
     parser.add_argument("--ridge", type=train_flags.positive_float, default=0.1,
                         help="the ridge regression's penalty")

@@ -5,11 +5,13 @@ import json
 import re
 import statistics
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import augment
+import choose_fade
 import data
 import experiments
 import neighbours
@@ -17,6 +19,7 @@ import train_colorize
 import checkpoints
 import prepare
 import runtime
+import screen_tints
 import test_colorize
 import train_mean
 from conftest import DATA_DIR
@@ -369,6 +372,28 @@ def test_the_frontier_finds_the_one_recipe_that_trains_as_the_defaults_do():
     defaults = [" ".join(words[1:]) for words in lines if experiments.is_default(words)]
     assert defaults == ["--arch fusion --epochs 4 --lr 3e-3 --lr-schedule one-cycle --crop-min 0.9 --tint-weight 0.5"]
     assert not experiments.is_default(lines[0])  # the recipe before
+
+
+def test_the_tools_find_the_default_recipes_runs_by_the_line_that_trains_as_the_defaults(tmp_path, monkeypatch):
+    """choose_fade.py and screen_tints.py screen the default's runs without naming them: a default changed is a line
+    added, not a folder name edited in two tools; two lines (or none) that train as the defaults are refused."""
+    image_run = choose_fade.parse_args([]).image_run
+    assert image_run == Path("runs/screen-recipes") / experiments.default_screening_run("screen-recipes")
+    assert image_run.name == ("colorize_arch_fusion_epochs_4_lr_3e-3_lr-schedule_one-cycle_crop-min_0.9_tint-weight_0.5"
+                              "_seed0")
+    assert screen_tints.parse_args([]).people_run.parent.name == "screen-recipes-newfaces"
+    match = choose_fade.parse_args([]).crossval
+    first = next(words for words in experiments.read_configs(experiments.STAGES["crossval"]["list"])
+                 if match in " ".join(words))  # as experiments.validation_people picks it
+    assert experiments.is_default(first)
+    listing = tmp_path / "recipes.txt"
+    monkeypatch.setitem(experiments.STAGES["screen-recipes"], "list", listing)
+    listing.write_text("train_colorize.py --arch fusion\n")  # the recipe before
+    with pytest.raises(SystemExit, match="0 lines train as the defaults do, not one"):
+        experiments.default_line("screen-recipes")
+    listing.write_text(f"{' '.join(first)}\n{' '.join(first)} --augment-factor 10\n")
+    with pytest.raises(SystemExit, match="2 lines train as the defaults do, not one"):
+        experiments.default_line("screen-recipes")
 
 
 def test_validation_mse_is_what_test_colorize_prints_for_the_validation_split(tmp_path, faces, capsys):
