@@ -1,7 +1,8 @@
 """Evaluate a trained colorizer (or the average of several, given several --checkpoint paths) on its test split (or
 validation split) and save PNGs; or colorize any photos with --input.
 
-Owner of this script's CLI and of writing images. The split is rebuilt from the file names stored in the
+Owner of this script's CLI, of writing images, and of the network's errors on its training photos kept
+beside a run's checkpoint between runs (kept_errors). The split is rebuilt from the file names stored in the
 checkpoint. For --input, the photo's own full-resolution L* is kept: the network runs on a resized L*, its a*b*
 is upsampled back to full size and merged with the original L* (as in richzhang/colorization). By default the
 network's prediction is averaged over the photo moved a few pixels each way (models.shift_averaged), and each
@@ -13,6 +14,8 @@ no errors and keeps half its own tint); then its colour fades in the regions tha
 are colour originals against their own colours.
 """
 import argparse
+import contextlib
+import hashlib
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -386,7 +389,49 @@ def lent_by_faces(model, checkpoint, faces, args, errors):
         return exemplared(model), None
     bank = training_bank(checkpoint, faces)
     model = exemplared(model, bank.descriptors, bank.ab_norm)
-    return model, lent_by(model, bank, errors)
+    lent = lent_by(model, bank, errors=False)
+    return model, lent._replace(errors=kept_errors(model, bank, args.checkpoint)) if errors else lent
+
+
+def kept_errors(model, bank, checkpoint_paths):
+    """bank_errors of `model` on its training photos, kept between runs beside a single checkpoint in
+    <stem>_errors.pt: a run's own checkpoint does not carry them (a shipped one does) and they are most of a run's
+    time. A kept record is used only for the same checkpoint bytes, test-time averaging and training photos
+    (errors_key); a file of that name that is not such a record is left alone, and a folder that cannot be written
+    only means computing them again next time."""
+    if len(checkpoint_paths) != 1:
+        return bank_errors(model, bank)
+    path = Path(checkpoint_paths[0])
+    kept, key = path.with_name(f"{path.stem}_errors.pt"), errors_key(path, model, bank)
+    record = read_errors_record(kept) if kept.exists() else {}
+    if record is None:  # someone else's file
+        return bank_errors(model, bank)
+    if record.get("key") == key:
+        return record["errors"]
+    errors = bank_errors(model, bank)
+    with contextlib.suppress(output_files.WriteError):
+        checkpoints.save_checkpoint(kept, {"key": key, "errors": errors})
+    return errors
+
+
+def errors_key(checkpoint_path, model, bank):
+    """What the network's errors on its training photos depend on: the checkpoint's bytes, the test-time averaging
+    it runs with and the photos (a SHA-256 of each, as one hex digest)."""
+    digest = hashlib.sha256(Path(checkpoint_path).read_bytes())
+    network = next(part for part in model.modules() if hasattr(part, "args"))
+    digest.update(repr([network.args.get(key) for key in AVERAGING]).encode())
+    for photos in (bank.l_norm, bank.ab_norm):
+        digest.update(photos.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_errors_record(path):
+    """A record kept_errors wrote ({"key", "errors"}), or None for any other file."""
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for files it did not write; all mean "not ours"
+        return None
+    return record if isinstance(record, dict) and set(record) == {"key", "errors"} else None
 
 
 def with_training_photos(model, checkpoint, faces, args):

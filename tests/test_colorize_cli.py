@@ -37,6 +37,38 @@ def trained(tmp_path_factory):
     return out, result.stdout
 
 
+def test_a_runs_own_checkpoint_keeps_its_errors_on_the_training_photos_for_the_next_run(trained, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """They are most of a run's time (a shipped model carries them): kept beside the checkpoint, they are used only
+    for the same checkpoint bytes and test-time averaging, and someone else's file of that name is left alone."""
+    checkpoint = tmp_path / "run" / "colorizer.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes((trained[0] / "colorizer.pt").read_bytes())
+    kept = tmp_path / "run" / "colorizer_errors.pt"
+    computed = []
+    compute = test_colorize.bank_errors
+    monkeypatch.setattr(test_colorize, "bank_errors", lambda model, bank: computed.append(1) or compute(model, bank))
+
+    def test_mse(*flags):
+        test_colorize.main(["--checkpoint", str(checkpoint), "--data-dir", str(DATA_DIR), "--pngs", "0", *flags])
+        return re.search(r"^test: .* mean ([\d.]+) ", capsys.readouterr().out, re.M).group(1)
+
+    first = test_mse()
+    assert len(computed) == 1 and kept.is_file()
+    assert test_mse() == first and len(computed) == 1  # kept, and the same figure
+    test_mse("--no-shift-average")
+    assert len(computed) == 2  # another averaging
+    saved = torch.load(checkpoint, weights_only=True)
+    name = next(iter(saved["model"]))
+    saved["model"][name] += 0.01  # a resumed or retrained run
+    torch.save(saved, checkpoint)
+    test_mse("--no-shift-average")
+    assert len(computed) == 3
+    kept.write_text("my notes")
+    test_mse()
+    assert len(computed) == 4 and kept.read_text() == "my notes"
+
+
 def test_training_writes_checkpoint_log_and_curve(trained):
     out, stdout = trained
     assert (out / "colorizer.pt").is_file() and (out / "colorizer_loss.png").is_file()
