@@ -416,10 +416,11 @@ def kept_errors(model, bank, checkpoint_paths):
 
 def errors_key(checkpoint_path, model, bank):
     """What the network's errors on its training photos depend on: the checkpoint's bytes, the test-time averaging
-    it runs with and the photos (a SHA-256 of each, as one hex digest)."""
+    and the device it runs with (another device rounds otherwise) and the photos, as one SHA-256 hex digest."""
     digest = hashlib.sha256(Path(checkpoint_path).read_bytes())
     network = next(part for part in model.modules() if hasattr(part, "args"))
-    digest.update(repr([network.args.get(key) for key in AVERAGING]).encode())
+    running = [network.args.get(key) for key in AVERAGING] + [next(model.parameters()).device.type]
+    digest.update(repr(running).encode())
     for photos in (bank.l_norm, bank.ab_norm):
         digest.update(photos.contiguous().numpy().tobytes())
     return digest.hexdigest()
