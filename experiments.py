@@ -215,9 +215,16 @@ def validation_mse(run_dir, faces, shift_average=True):
     return data.mean_scores(l_norm, predicted, ab_norm)["mse"]
 
 
+def trains_as(flags, words):
+    """Whether train_colorize.py `flags` (on its defaults, as bench.py reads a row) train as the list line `words`
+    does (on RECIPE_BEFORE, as the stages run it)."""
+    line = train_colorize.parse_args([*RECIPE_BEFORE, *words[1:]])
+    return vars(train_colorize.parse_args(flags.split())) == vars(line)
+
+
 def is_default(words):
     """Whether a recipes.txt line (RECIPE_BEFORE, then its flags) trains as train_colorize.py does without flags."""
-    return vars(train_colorize.parse_args([*RECIPE_BEFORE, *words[1:]])) == vars(train_colorize.parse_args([]))
+    return trains_as("", words)
 
 
 def default_line(stage):
@@ -238,13 +245,6 @@ def whole_run_minutes(bench_log):
     """{train_colorize.py flags: minutes} from the whole-run rows of a saved bench.py table."""
     rows = re.findall(r"^\[(.*?)\] whole run: .* = ([\d.]+) min$", Path(bench_log).read_text(), re.M)
     return {flags: float(minutes) for flags, minutes in rows}
-
-
-def trains_as(flags, words):
-    """Whether a bench row's flags (on train_colorize.py's defaults, as bench.py reads them) train as the list line
-    `words` does (on RECIPE_BEFORE, as the screening stages run it)."""
-    line = train_colorize.parse_args([*RECIPE_BEFORE, *words[1:]])
-    return vars(train_colorize.parse_args(flags.split())) == vars(line)
 
 
 def recipe_costs(bench_logs, reference):

@@ -49,11 +49,10 @@ from models import FadedUnfamiliar
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
-    parser.add_argument("--image-run", type=Path,
-                        default=Path("runs/screen-recipes") / experiments.default_screening_run("screen-recipes"),
+    default_run = experiments.default_screening_run("screen-recipes")  # both screening stages read recipes.txt
+    parser.add_argument("--image-run", type=Path, default=Path("runs/screen-recipes") / default_run,
                         help="screening run of the image split (experiments.py screen-recipes)")
-    parser.add_argument("--people-run", type=Path, default=Path("runs/screen-recipes-newfaces")
-                        / experiments.default_screening_run("screen-recipes-newfaces"),
+    parser.add_argument("--people-run", type=Path, default=Path("runs/screen-recipes-newfaces") / default_run,
                         help="screening run of the person split (experiments.py screen-recipes-newfaces)")
     parser.add_argument("--ridge", type=train_flags.positive_float, default=0.1,
                         help="the ridge regression's penalty")

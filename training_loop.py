@@ -92,15 +92,14 @@ def make_loss(model, identity_weight=0.0, tint_weight=1.0):
     ab_norm MSE to log).
 
     Regression: MSE, both times; an ensemble's N x K x 2 training output is compared member by member with the
-    target, so each member learns on its own and the logged MSE is the members' average. With `tint_weight` below
-    1 (--tint-weight) the loss counts each image's tint error (of its mean a*b*) that much: an image's MSE is its
+    target, so each member learns on its own and the logged MSE is the members' average. With `tint_weight` below 1
+    (--tint-weight) the loss counts each image's tint error (of its mean a*b*) that much: an image's MSE is its
     tint's squared error plus that of the detail around the tint, so the loss is the MSE less (1 - tint_weight)
-    times the former. A FusionColorizer with
-    classes (--identity-weight W) returns (ab_norm, person logits) while training: the loss is the MSE plus W times
-    the cross-entropy of the person pictured, as in Iizuka et al.'s joint classification. Classification
-    Colorizer: cross-entropy against the a*b* bin of each output pixel (the mean a*b* of the input pixels it
-    covers), and the MSE of the annealed-mean decoding at that resolution, so the log stays in the same units
-    for both kinds.
+    times the former. A FusionColorizer with classes (--identity-weight W) returns (ab_norm, person logits) while
+    training: the loss is the MSE plus W times the cross-entropy of the person pictured, as in Iizuka et al.'s joint
+    classification. Classification Colorizer: cross-entropy against the a*b* bin of each output pixel (the mean a*b*
+    of the input pixels it covers), and the MSE of the annealed-mean decoding at that resolution, so the log stays
+    in the same units for both kinds.
     """
     bins = getattr(model, "args", {}).get("bins")
 
