@@ -1,8 +1,8 @@
 """Command-line flags shared by the training scripts, the flag types every script uses, and the --help format.
 
 Owner of: the common training flags (data, epochs, batch, learning rate, weight decay, augmentation, seed, device,
-cross-validation fold, output folder, resume, bf16, compile) and their defaults per script; positive_int and the other argparse types;
-HelpFormatter.
+cross-validation fold or split seed, output folder, resume, bf16, compile) and their defaults per script;
+positive_int and the other argparse types; HelpFormatter.
 """
 import argparse
 import math
@@ -101,12 +101,17 @@ def add_common_args(parser, epochs, lr, out_dir, lr_schedule="constant", fresh_a
                              "in training); person: 10%% of the people, all their photos, are tested (and "
                              "--val-fraction holds out people too), for faces never seen in training; who is who "
                              "comes from identities/face_identities.csv")
-    parser.add_argument("--fold", type=fold_index, metavar="K",
-                        help=f"k-fold cross-validation: test fold K of {FOLDS} (0-{FOLDS - 1}) of one fixed shuffle, "
-                             f"and validate (--val-fraction) the folds after it; --seed then seeds only the "
-                             f"augmentation, init and batch order. Fold 0 is --seed 0's split")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--fold", type=fold_index, metavar="K",
+                       help=f"k-fold cross-validation: test fold K of {FOLDS} (0-{FOLDS - 1}) of one fixed shuffle, "
+                            f"and validate (--val-fraction) the folds after it; --seed then seeds only the "
+                            f"augmentation, init and batch order. Fold 0 is --seed 0's split")
+    split.add_argument("--split-seed", type=int, metavar="S",
+                       help="seed the split with S instead of --seed, which then seeds only the augmentation, init "
+                            "and batch order: the same split trained again with other draws, to measure how far "
+                            "training alone moves a figure")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the split (unless --fold), augmentation, init and batch order")
+                        help="seeds the split (unless --fold or --split-seed), augmentation, init and batch order")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when available, else CPU")
     parser.add_argument("--out-dir", default=out_dir,

@@ -60,14 +60,20 @@ def start_run(args, name, model_kind):
 # refuses both by its length (check_schedule_length).
 RESUME_MAY_CHANGE = ("data_dir", "device", "out_dir", "resume", "bf16", "compile", "compile_mode", "epochs",
                      "batch_size")
+# Flags whose default has changed since they were added, with the value that trains as runs saved before the flag
+# existed: such a run resumed on today's defaults would otherwise go on as another recipe, unchecked.
+TRAINED_BEFORE_THE_FLAG = {"tint_weight": 1.0}
 
 
 def check_resumed_flags(resume_from, args, checkpoint_path):
     """Refuse to resume a run with training flags other than it was started with (given otherwise, or a default
     changed since): it would go on as another recipe, or fail to load its weights. A flag newer than the checkpoint
-    (not in its saved flags) cannot be checked. A run stopped mid-epoch keeps its batch size to the epoch's end: the
-    batches it has left are drawn by it."""
-    saved = resume_from["args"]
+    (not in its saved flags) is checked against the value runs trained as before it existed where its default has
+    changed since (TRAINED_BEFORE_THE_FLAG); any other cannot be checked, and trains as before at its default. A
+    run stopped mid-epoch keeps its batch size to the epoch's end: the batches it has left are drawn by it."""
+    saved = dict(resume_from["args"])
+    for key, value in TRAINED_BEFORE_THE_FLAG.items():
+        saved.setdefault(key, value)
     changed = [key for key in saved if key not in RESUME_MAY_CHANGE and key in vars(args)
                and saved[key] != getattr(args, key)]
     if resume_from["partial"][0] and saved["batch_size"] != args.batch_size:

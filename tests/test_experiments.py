@@ -103,6 +103,18 @@ def test_fresh_augmentation_differs_per_epoch_is_reproducible_and_held_once():
     assert all(torch.equal(a, b) for a, b in zip(first, prepare.training_data(prepared, args, 1)))
 
 
+def test_split_seed_keeps_a_split_while_seed_draws_the_training_anew():
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "40", "--augment-factor", "2", "--split-by", "person"]
+    plain, again, other = (prepare.prepare_data(train_colorize.parse_args(flags + extra), torch.device("cpu"))
+                           for extra in (["--seed", "1"], ["--split-seed", "1", "--seed", "3"], ["--seed", "3"]))
+    assert again["test_names"] == plain["test_names"] != other["test_names"]
+    assert again["train_names"] == plain["train_names"]
+    assert torch.equal(again["train_l"][::2], plain["train_l"][::2])  # copy 0: the photos themselves, in order
+    assert not torch.equal(again["train_l"][1::2], plain["train_l"][1::2])  # the augmented copies: seed 3's
+    with pytest.raises(SystemExit):
+        train_colorize.parse_args(flags + ["--split-seed", "1", "--fold", "2"])
+
+
 def test_exemplar_channels_never_borrow_from_the_excluded_photos_follow_the_crop_and_drop_a_share():
     flags = ["--data-dir", str(DATA_DIR), "--limit", "40", "--augment-factor", "3", "--exemplar", "3",
              "--exemplar-dropout", "0.25"]

@@ -83,6 +83,18 @@ def test_a_run_stopped_mid_epoch_resumes_only_with_its_batch_size():
     training_loop.check_resumed_flags(saved, SimpleNamespace(batch_size=10, width=16), "run/colorizer.pt")
 
 
+def test_a_run_saved_before_a_flag_whose_default_changed_resumes_only_as_it_trained():
+    """A run saved before --tint-weight existed trained with the whole tint error (1), not today's default."""
+    saved = {"args": {"batch_size": 10, "width": 16}, "partial": (0, 0.0, 0)}
+    with pytest.raises(UserError, match=r"^--resume: run/colorizer.pt was started with --tint-weight 1.0, not "
+                                        r"--tint-weight 0.5; resume it with those flags"):
+        training_loop.check_resumed_flags(saved, SimpleNamespace(batch_size=10, width=16, tint_weight=0.5),
+                                          "run/colorizer.pt")
+    training_loop.check_resumed_flags(saved, SimpleNamespace(batch_size=10, width=16, tint_weight=1.0),
+                                      "run/colorizer.pt")
+    training_loop.check_resumed_flags(saved, SimpleNamespace(batch_size=10, width=16), "run/colorizer.pt")
+
+
 @pytest.mark.parametrize("updates_before", [0, 20])
 def test_weight_average_is_an_exponential_moving_average_of_every_step_whose_memory_starts_short(updates_before):
     model, optimizer, x, y = _tiny_problem(20)
