@@ -48,9 +48,9 @@ def prepare_data(args, device):
     """
     rgb, names = data.load_faces(args.data_dir, args.limit)
     groups = data.people_of(names, args.data_dir) if args.split_by == "person" else None
-    split_seed = args.seed if getattr(args, "split_seed", None) is None else args.split_seed
+    split_seed = args.seed if args.split_seed is None else args.split_seed
     train_idx, val_idx, test_idx = data.split_indices(len(rgb), split_seed, val_fraction=args.val_fraction,
-                                                      groups=groups, fold=getattr(args, "fold", None))
+                                                      groups=groups, fold=args.fold)
     eval_split, eval_idx = ("val", val_idx) if args.val_fraction > 0 else ("test", test_idx)
     if len(train_idx) == 0 or len(eval_idx) == 0:
         raise UserError(f"{len(rgb)} image(s) are too few to split into training and {eval_split} images")
