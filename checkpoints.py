@@ -47,12 +47,17 @@ def _cpu_state(model):
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
+def serialised(checkpoint):
+    """The bytes torch.save writes for `checkpoint`."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getvalue()
+
+
 def save_checkpoint(path, checkpoint):
     """Write atomically (output_files.write_bytes): serialised in memory first, so a full disk is an OSError that
     names its reason, not an error from inside torch.save, and leaves the old checkpoint as it was."""
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    write_bytes(path, buffer.getbuffer())
+    write_bytes(path, serialised(checkpoint))
 
 
 def load_checkpoint(path, device, kind):

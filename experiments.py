@@ -24,18 +24,20 @@ interrupted table continues where it stopped. `table` prints both stages as mark
     python experiments.py newfaces      # about 2 h on a 2-core CPU
     python experiments.py screen-newfaces   # about 1 h on a 2-core CPU
     python experiments.py table
-    python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/
+    python experiments.py ship runs/final/<line>_seed0   # that run becomes the shipped model in outputs/ (the
+                                                         # files it replaces: outputs/replaced/<UTC time>/)
     python experiments.py frontier      # the recipes' table and outputs/speed_quality.png
     python experiments.py crossval      # 10 default runs: about 2-3 h on a 2-core CPU
     python experiments.py people        # the per-person table of the crossval runs
 """
 import argparse
+import datetime
 import io
+import itertools
 import json
 import os
 import re
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -440,7 +442,9 @@ SHIPPED = {"colorizer": (COLORIZERS, "train_colorize.log"), "mean_chroma": ("Mea
 def ship(run_dir, to_dir):
     """Make a finished run the shipped model: <to_dir>/<name>.pt without the state only resuming needs, a colorizer
     with what its training photos lend (test_colorize.Lent, so that it borrows and fades without the faces), its CSV
-    log, loss curve and summary, and its train.log without the progress lines."""
+    log, loss curve and summary, and its train.log without the progress lines. Files of those names already in
+    `to_dir` with other contents are moved into <to_dir>/replaced/<UTC time>/ first (kept_aside), never lost; each
+    file is written atomically."""
     name = next((name for name in SHIPPED if (run_dir / f"{name}_summary.json").exists()), None)
     if name is None:
         raise SystemExit(f"error: {run_dir}: no finished run (no colorizer_summary.json or mean_chroma_summary.json)")
@@ -456,14 +460,35 @@ def ship(run_dir, to_dir):
                                     **{key: model.args[key] for key in test_colorize.AVERAGING}}
         faces = data.load_faces(checkpoint["args"].get("data_dir"))
         checkpoint["lent"] = test_colorize.lent_by(model, test_colorize.training_bank(checkpoint, faces))._asdict()
-    to_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints.save_checkpoint(to_dir / f"{name}.pt", checkpoint)
+    payloads = {f"{name}.pt": checkpoints.serialised(checkpoint)}
     for extra in (f"{name}.csv", f"{name}_loss.png", f"{name}_summary.json"):
         if (run_dir / extra).exists():
-            shutil.copyfile(run_dir / extra, to_dir / extra)
+            payloads[extra] = (run_dir / extra).read_bytes()
     log = (run_dir / "train.log").read_text().splitlines() if (run_dir / "train.log").exists() else []
-    (to_dir / log_name).write_text("".join(f"{line}\n" for line in log if not line.startswith("  epoch")))
-    print(f"{run_dir} -> {to_dir}/{name}.pt ({(to_dir / f'{name}.pt').stat().st_size / 2 ** 20:.1f} MB) and its logs")
+    payloads[log_name] = "".join(f"{line}\n" for line in log if not line.startswith("  epoch")).encode()
+    to_dir.mkdir(parents=True, exist_ok=True)
+    aside = kept_aside(to_dir, payloads)
+    with output_files.keeping(f"the files it was to replace are in {aside}" if aside else "nothing was replaced"):
+        for file_name, payload in payloads.items():
+            output_files.write_bytes(to_dir / file_name, payload)
+    print(f"{run_dir} -> {to_dir}/{name}.pt ({len(payloads[f'{name}.pt']) / 2 ** 20:.1f} MB) and its logs"
+          + (f"; the files it replaced are in {aside}" if aside else ""))
+
+
+def kept_aside(to_dir, payloads):
+    """Move each file of `to_dir` named in `payloads` (file name: the bytes about to be written) whose contents
+    differ into a new <to_dir>/replaced/<UTC time>/ folder; returns that folder, None if nothing differed."""
+    replaced = [file_name for file_name, payload in payloads.items()
+                if (to_dir / file_name).exists() and (to_dir / file_name).read_bytes() != payload]
+    if not replaced:
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    aside = next(folder for n in itertools.count()
+                 if not (folder := to_dir / "replaced" / (stamp if n == 0 else f"{stamp}-{n}")).exists())
+    aside.mkdir(parents=True)
+    for file_name in replaced:
+        (to_dir / file_name).rename(aside / file_name)
+    return aside
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

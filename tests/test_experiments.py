@@ -281,6 +281,27 @@ def test_ship_makes_a_finished_run_the_shipped_model_without_what_only_resuming_
         experiments.main(["ship", str(tmp_path), "--to", str(shipped_dir)])
 
 
+def test_ship_keeps_the_files_it_replaces_and_replaces_none_with_the_same(tmp_path, capsys):
+    run, shipped_dir = tmp_path / "run", tmp_path / "outputs"
+    train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "20", "--width", "4", "--epochs", "1",
+                         "--augment-factor", "1", "--out-dir", str(run)])
+    shipped_dir.mkdir()
+    earlier = {"colorizer.pt": b"an earlier model", "colorizer.csv": b"epoch,loss\n", "notes.txt": b"mine"}
+    for name, payload in earlier.items():
+        (shipped_dir / name).write_bytes(payload)
+    experiments.main(["ship", str(run), "--to", str(shipped_dir)])
+    (aside,) = (shipped_dir / "replaced").iterdir()
+    assert f"the files it replaced are in {aside}" in capsys.readouterr().out
+    assert {path.name: path.read_bytes() for path in aside.iterdir()} == {
+        name: earlier[name] for name in ("colorizer.pt", "colorizer.csv")}
+    assert (shipped_dir / "notes.txt").read_bytes() == b"mine"
+    assert (shipped_dir / "colorizer.csv").read_bytes() == (run / "colorizer.csv").read_bytes()
+    shipped = (shipped_dir / "colorizer.pt").read_bytes()
+    experiments.main(["ship", str(run), "--to", str(shipped_dir)])
+    assert "replaced" not in capsys.readouterr().out and len(list((shipped_dir / "replaced").iterdir())) == 1
+    assert (shipped_dir / "colorizer.pt").read_bytes() == shipped
+
+
 def test_person_split_run_tests_people_it_never_trained_on_and_test_script_reads_it(tmp_path, capsys):
     train_colorize.main(["--data-dir", str(DATA_DIR), "--limit", "200", "--split-by", "person", "--val-fraction",
                          "0.1", "--epochs", "1", "--width", "4", "--augment-factor", "1", "--out-dir", str(tmp_path)])
