@@ -485,9 +485,13 @@ def kept_aside(to_dir, payloads):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     aside = next(folder for n in itertools.count()
                  if not (folder := to_dir / "replaced" / (stamp if n == 0 else f"{stamp}-{n}")).exists())
-    aside.mkdir(parents=True)
-    for file_name in replaced:
-        (to_dir / file_name).rename(aside / file_name)
+    try:
+        aside.mkdir(parents=True)
+        for file_name in replaced:
+            (to_dir / file_name).rename(aside / file_name)
+    except OSError as err:
+        raise output_files.WriteError(f"could not move {to_dir}'s earlier files into {aside}: "
+                                      f"{err.strerror or err}; nothing was shipped") from None
     return aside
 
 

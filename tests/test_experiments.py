@@ -300,6 +300,13 @@ def test_ship_keeps_the_files_it_replaces_and_replaces_none_with_the_same(tmp_pa
     experiments.main(["ship", str(run), "--to", str(shipped_dir)])
     assert "replaced" not in capsys.readouterr().out and len(list((shipped_dir / "replaced").iterdir())) == 1
     assert (shipped_dir / "colorizer.pt").read_bytes() == shipped
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "colorizer.pt").write_bytes(b"an earlier model")
+    (other / "replaced").write_text("not a folder")
+    with pytest.raises(runtime.UserError, match=f"could not move {other}'s earlier files into .*; nothing was shipped"):
+        experiments.main(["ship", str(run), "--to", str(other)])
+    assert (other / "colorizer.pt").read_bytes() == b"an earlier model"
 
 
 def test_person_split_run_tests_people_it_never_trained_on_and_test_script_reads_it(tmp_path, capsys):
