@@ -52,6 +52,7 @@ import torch
 import checkpoints
 import data
 import output_files
+import runtime
 import test_colorize
 import train_colorize
 from models import COLORIZERS, FadedUnfamiliar
@@ -547,4 +548,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    runtime.run_main(main)

@@ -22,7 +22,7 @@ import runtime
 import screen_tints
 import test_colorize
 import train_mean
-from conftest import DATA_DIR
+from conftest import DATA_DIR, run_script
 from run_lock import RunLock
 
 # every line of every stage, with the flags its stage puts before it (as experiments.py runs it)
@@ -304,8 +304,10 @@ def test_ship_keeps_the_files_it_replaces_and_replaces_none_with_the_same(tmp_pa
     other.mkdir()
     (other / "colorizer.pt").write_bytes(b"an earlier model")
     (other / "replaced").write_text("not a folder")
-    with pytest.raises(runtime.UserError, match=f"could not move {other}'s earlier files into .*; nothing was shipped"):
-        experiments.main(["ship", str(run), "--to", str(other)])
+    refused = run_script("experiments.py", "ship", run, "--to", other)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert re.fullmatch(f"error: could not move {other}'s earlier files into {other}/replaced/[0-9-]+: .*; nothing "
+                        "was shipped\n", refused.stderr)
     assert (other / "colorizer.pt").read_bytes() == b"an earlier model"
 
 
