@@ -108,6 +108,11 @@ def parse_args(argv=None):
     if args.low_res_epochs and args.arch == "unet" and args.levels > 6:
         parser.error(f"--low-res-epochs: a {args.levels}-level U-Net needs sides divisible by 2^{args.levels}; "
                      f"the half-side images are 64x64")
+    if args.width < 2:
+        parser.error(f"--width {args.width}: must be at least 2")
+    if args.arch == "unet" and 2 ** args.levels > data.IMAGE_SIZE:
+        parser.error(f"--levels {args.levels}: a U-Net of {args.levels} levels needs sides divisible by "
+                     f"2^{args.levels} = {2 ** args.levels}; the images are {data.IMAGE_SIZE}x{data.IMAGE_SIZE}")
     if len(args.features) not in (1, args.levels):
         parser.error(f"--features: give 1 or {args.levels} (= --levels) values, got {len(args.features)}")
     return args
@@ -169,6 +174,9 @@ def build_colorizer(args, prepared, people=0):
         return FusionColorizer(args.width, args.global_dim, tanh=args.tanh, flip_average=args.flip_average,
                                classes=people, exemplar=args.exemplar)
     bins = data.ab_bins(prepared["train_ab"], args.bin_size) if args.classify else None
+    if bins is not None and len(bins) < 2:
+        raise runtime.UserError(f"--bin-size {args.bin_size}: the training images' a*b* all fall in one bin; "
+                                f"classes need at least 2 (the default is 10)")
     return Colorizer(args.levels, args.features, args.upsample, args.tanh, args.skips, bins, args.bin_size,
                      args.temperature, args.flip_average)
 

@@ -239,6 +239,26 @@ def test_bounded_float_flags_keep_their_edges_and_refuse_the_rest_naming_the_fla
         assert f"argument {flag}" in capsys.readouterr().err
 
 
+def test_a_network_the_images_cannot_train_is_refused_in_one_line_naming_the_flag(tmp_path, capsys):
+    """Each was a ValueError from inside the model, with its traceback, before the run started."""
+    assert train_colorize.parse_args(["--width", "2"]).width == 2
+    assert train_colorize.parse_args(["--arch", "unet", "--levels", "7", "--features", "4"]).levels == 7
+    for flags, message in ((["--width", "1"], "--width 1: must be at least 2"),
+                           (["--arch", "unet", "--levels", "8", "--features", "4"],
+                            "--levels 8: a U-Net of 8 levels needs sides divisible by 2^8 = 256; the images are "
+                            "128x128")):
+        with pytest.raises(SystemExit):
+            train_colorize.parse_args(flags)
+        assert capsys.readouterr().err.endswith(f"error: {message}\n")
+    flags = ["--data-dir", str(DATA_DIR), "--limit", "20", "--epochs", "1", "--arch", "unet", "--features", "4",
+             "--classify", "--out-dir", str(tmp_path)]
+    with pytest.raises(UserError, match="--bin-size 300: the training images' a\\*b\\* all fall in one bin"):
+        train_colorize.main([*flags, "--bin-size", "300"])
+    assert not list(tmp_path.iterdir())
+    train_colorize.main([*flags, "--bin-size", "60"])  # a few bins: trains
+    assert (tmp_path / "colorizer_summary.json").exists()
+
+
 def test_one_cycle_steps_after_every_optimiser_step_and_an_interrupted_run_resumes_to_the_same_weights(
         tmp_path, monkeypatch):
     """--lr-schedule one-cycle is torch's OneCycleLR over all the run's steps: it ends at its smallest rate after
