@@ -1,7 +1,12 @@
 """bench.py's arithmetic: what it times must be the work it counts (its speeds are printed, never asserted)."""
+import os
+import subprocess
+import sys
+
 import torch
 
 import bench
+from conftest import HANG_GUARD_S, ROOT
 
 
 def test_the_peak_times_one_product_two_ways_the_convolution_computing_the_same_product():
@@ -10,3 +15,11 @@ def test_the_peak_times_one_product_two_ways_the_convolution_computing_the_same_
     assert image.shape == (1, 48, 2, 64) and weight.shape == (80, 48, 1, 1)
     product = torch.nn.functional.conv2d(image, weight).reshape(80, 128).T
     assert torch.allclose(product, a @ b)
+
+
+def test_a_missing_data_folder_ends_the_bench_in_one_line(tmp_path):
+    env = {**os.environ, "FACECOLOR_DATA_DIR": str(tmp_path / "gone")}
+    result = subprocess.run([sys.executable, str(ROOT / "bench.py")], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=HANG_GUARD_S)
+    assert result.returncode == 1
+    assert result.stderr == f"error: FACECOLOR_DATA_DIR {tmp_path / 'gone'}: no such folder\n"
