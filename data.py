@@ -300,6 +300,15 @@ def pull_tint(ab_norm, toward, keep):
     return ab_norm + (1 - keep) * (toward.reshape(-1, 2, 1, 1) - tint(ab_norm))
 
 
+def scale_detail(ab_norm, keep):
+    """`ab_norm` (N x 2 x H x W) with the detail around each image's tint scaled by `keep` (a number, or N: one
+    each): 1 changes nothing, 0 leaves each image its tint alone. The tint is untouched."""
+    if torch.is_tensor(keep):
+        keep = keep.reshape(-1, 1, 1, 1)
+    image_tint = tint(ab_norm)
+    return image_tint + keep * (ab_norm - image_tint)
+
+
 def fade(ab_norm, kept):
     """`ab_norm` with each pixel's a*b* scaled toward no colour (a* = b* = 0), keeping the fraction `kept` (a map that
     broadcasts to it, in [0, 1]). Hue is kept; only the colour's strength fades."""

@@ -25,7 +25,8 @@ people of the 10-fold cross-validation (experiments.py crossval): the people tha
 new-face test rows) tests, each by the fold that held them out, 37 of the 50 against the 5 of one screening run;
 beside them, the validation photos of seen people (--image-run). Its rows also give a face never seen, for a
 share of the tint it does not keep of its own, the training photos' mean tint instead of its neighbours', counted
-unseen by the rule's distances or later ones (not a flag: the screen found it not worth its cost to seen people).
+unseen by the rule's distances or later ones (not a flag: the screen found it not worth its cost to seen people),
+and a face never seen keeping only a share of the detail around its tint (not a flag: it costs both kinds of face).
 All rows are faded as the default (models.FadedUnfamiliar) but the network's own colours.
 
     python screen_tints.py      # about a minute on a 2-core CPU
@@ -210,6 +211,21 @@ def mean_tint_rows(own, lent, l_norm):
     return rows
 
 
+# the --crossval rows where a face never seen (models.Borrowed.unseen) keeps only this share of the detail around its
+# tint: on a face never seen the network's detail may be other people's shirts and backgrounds
+DETAIL_KEEPS = (0.9, 0.75, 0.5)
+
+
+def detail_rows(own, lent, l_norm):
+    """{DETAIL_KEEPS row name: unfaded prediction}: the default's lent prediction around `own` (Predicted), a face
+    never seen keeping only a share of its detail (data.scale_detail), as far as it counts unseen."""
+    lending = test_colorize.borrowed(own, lent)
+    index, weights, nearest = lending.lenders(l_norm)
+    lent_pred, unseen = lending.lend(l_norm, index, weights, nearest), lending.unseen(nearest)
+    return {f"a face never seen keeps {keep:g} of the detail around its tint (not a flag)":
+            data.scale_detail(lent_pred, 1 - (1 - keep) * unseen) for keep in DETAIL_KEEPS}
+
+
 @torch.no_grad()
 def lent_predictions(run_dir, faces, wanted, shift_average=True):
     """{lending_rows row, and "the network's own colours": predictions, faded as the default but the network's own}
@@ -228,7 +244,7 @@ def lent_predictions(run_dir, faces, wanted, shift_average=True):
     for name, (keep, unfamiliar) in lending_rows().items():
         lending = test_colorize.borrowed(own, stages.lent, keep=keep, unfamiliar=unfamiliar)
         out[name] = FadedUnfamiliar(lending, stages.bank, *test_colorize.DEFAULT_FADE)(l_norm)
-    for name, pred in mean_tint_rows(own, stages.lent, l_norm).items():
+    for name, pred in {**mean_tint_rows(own, stages.lent, l_norm), **detail_rows(own, stages.lent, l_norm)}.items():
         faded = FadedUnfamiliar(Predicted(pred, own.side_multiple), stages.bank, *test_colorize.DEFAULT_FADE)
         out[name] = faded(l_norm)
     return out, ab_norm, neighbours.nearest_distances(l_norm, stages.bank, 1)[0][:, 0]

@@ -158,6 +158,16 @@ def test_the_environment_names_the_data_dir_below_the_flag_and_a_missing_one_is_
         data.resolve_data_dir()
 
 
+def test_scale_detail_scales_what_is_around_each_tint_and_keeps_the_tint():
+    ab_norm = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    for keep in (0.5, torch.tensor([1.0, 0.25, 0.0])):
+        out = data.scale_detail(ab_norm, keep)
+        assert torch.allclose(data.tint(out), data.tint(ab_norm), atol=1e-6)
+        scale = keep.reshape(-1, 1, 1, 1) if torch.is_tensor(keep) else keep
+        assert torch.allclose(out - data.tint(out), scale * (ab_norm - data.tint(ab_norm)), atol=1e-6)
+    assert torch.allclose(data.scale_detail(ab_norm, torch.tensor([1.0, 1.0, 1.0])), ab_norm, atol=1e-6)
+
+
 def test_select_by_name_reports_missing_names():
     assert data.select_by_name(["a", "b", "c"], ["c", "a"]).tolist() == [2, 0]
     with pytest.raises(data.DataError, match="zzz"):

@@ -85,6 +85,18 @@ def test_crossval_screen_borrows_around_the_networks_predictions_on_people_no_te
     assert not torch.allclose(default, given.ab_norm, atol=1e-3)  # errors were borrowed
     for pred in rows.values():
         assert torch.allclose(pred - data.tint(pred), default - data.tint(default), atol=1e-5)
+    # the rows where a face never seen keeps a share of its detail: the default's tint, the detail scaled as far as
+    # a photo counts unseen (photos 20 and 21 are in the bank: none of theirs is scaled)
+    with torch.no_grad():
+        details = screen_tints.detail_rows(given, lent, l_norm[20:])
+        lending = test_colorize.borrowed(given, lent)
+        unseen = lending.unseen(lending.lenders(l_norm[20:])[2])
+    assert unseen[:2].eq(0).all() and unseen[2:].gt(0).all()
+    assert len(details) == len(screen_tints.DETAIL_KEEPS)
+    for keep, pred in zip(screen_tints.DETAIL_KEEPS, details.values()):
+        assert torch.allclose(data.tint(pred), data.tint(default), atol=1e-6)
+        scale = (1 - (1 - keep) * unseen).reshape(-1, 1, 1, 1)
+        assert torch.allclose(pred - data.tint(pred), scale * (default - data.tint(default)), atol=1e-5)
 
 
 def test_mean_tinted_gives_a_face_never_seen_the_training_mean_for_its_share_and_keeps_the_detail():
