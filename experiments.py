@@ -33,7 +33,6 @@ interrupted table continues where it stopped. `table` prints both stages as mark
 import argparse
 import datetime
 import io
-import itertools
 import json
 import os
 import re
@@ -484,8 +483,9 @@ def kept_aside(to_dir, payloads):
     if not replaced:
         return None
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    aside = next(folder for n in itertools.count()
-                 if not (folder := to_dir / "replaced" / (stamp if n == 0 else f"{stamp}-{n}")).exists())
+    aside, again = to_dir / "replaced" / stamp, 1
+    while aside.exists():  # shipped twice within a second
+        aside, again = to_dir / "replaced" / f"{stamp}-{again}", again + 1
     try:
         aside.mkdir(parents=True)
         for file_name in replaced:

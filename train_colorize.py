@@ -106,8 +106,8 @@ def parse_args(argv=None):
         parser.error(f"--low-res-epochs {args.low_res_epochs}: must be below --epochs ({args.epochs}), so that the "
                      f"last epochs train at full size")
     if args.low_res_epochs and args.arch == "unet" and args.levels > 6:
-        parser.error(f"--low-res-epochs: a {args.levels}-level U-Net needs sides divisible by 2^{args.levels}; "
-                     f"the half-side images are 64x64")
+        parser.error(f"--low-res-epochs: a U-Net of {args.levels} levels needs sides divisible by 2^{args.levels} = "
+                     f"{2 ** args.levels}; the half-side images are 64x64")
     if args.width < 2:
         parser.error(f"--width {args.width}: must be at least 2")
     if args.arch == "unet" and 2 ** args.levels > data.IMAGE_SIZE:
