@@ -400,6 +400,7 @@ def main():
             colorizer(flags)
         except SystemExit:
             parser.error(f"--networks {flags!r}: not flags train_colorize.py accepts (see above)")
+    data.resolve_data_dir()  # a missing dataset is said at once, not after the peaks are timed
     runtime.keep_freed_memory()
     try:
         device = runtime.pick_device(args.device)
