@@ -34,6 +34,7 @@ All rows are faded as the default (models.FadedUnfamiliar) but the network's own
 """
 import argparse
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -194,20 +195,35 @@ def mean_tinted(lent_pred, own_tint, toward, mean_tint, unseen, keep, share, mea
     return data.pull_tint(lent_pred, toward + keep * unseen[:, None] * (own_tint - toward), 0.0)
 
 
-def mean_tint_rows(own, lent, l_norm):
-    """{MEAN_ROWS row name: unfaded prediction} around `own` (Predicted) lent by a Lent, as the default would lend it
-    but for the tint a face never seen takes (mean_tinted)."""
+class DefaultLent(NamedTuple):
+    """What the default lends each photo around a prediction (default_lent): the bank searched once for every row
+    built on it."""
+    prediction: torch.Tensor  # ab_norm, lent the tint and the errors as the default lends them
+    unseen: torch.Tensor      # each photo's unseen share (models.Borrowed.unseen)
+    toward: torch.Tensor      # N x 2: its lenders' weighted true tint
+    nearest: torch.Tensor     # N: its distance to the nearest training photo
+
+
+def default_lent(own, lent, l_norm):
+    """The DefaultLent of the photos l_norm around `own` (Predicted), lent by a Lent as the default lends."""
     lending = test_colorize.borrowed(own, lent)
     index, weights, nearest = lending.lenders(l_norm)
-    lent_pred, unseen = lending.lend(l_norm, index, weights, nearest), lending.unseen(nearest)
-    toward, own_tint = lending.lent_tint(index, weights), data.tint(own.ab_norm).flatten(1)
+    return DefaultLent(lending.lend(l_norm, index, weights, nearest), lending.unseen(nearest),
+                       lending.lent_tint(index, weights), nearest)
+
+
+def mean_tint_rows(own, lent, lent_default):
+    """{MEAN_ROWS row name: unfaded prediction} around `own` (Predicted) lent by a Lent, as the default would lend it
+    (`lent_default`: its DefaultLent) but for the tint a face never seen takes (mean_tinted)."""
+    own_tint = data.tint(own.ab_norm).flatten(1)
     rows = {}
     for keep, share, ramp in MEAN_ROWS:
-        mean_unseen = unseen if ramp is None else neighbours.unfamiliar(nearest, *ramp)
+        mean_unseen = lent_default.unseen if ramp is None else neighbours.unfamiliar(lent_default.nearest, *ramp)
         later = "" if ramp is None else f", counted unseen from {ramp[0]:g} to {ramp[1]:g} for the mean"
         name = (f"a face never seen keeps {keep:g} of its own tint, takes the training photos' mean tint for "
                 f"{share:g} of the rest{later} (not a flag)")
-        rows[name] = mean_tinted(lent_pred, own_tint, toward, lent.tints.mean(0), unseen, keep, share, mean_unseen)
+        rows[name] = mean_tinted(lent_default.prediction, own_tint, lent_default.toward, lent.tints.mean(0),
+                                 lent_default.unseen, keep, share, mean_unseen)
     return rows
 
 
@@ -216,14 +232,11 @@ def mean_tint_rows(own, lent, l_norm):
 DETAIL_KEEPS = (0.9, 0.75, 0.5)
 
 
-def detail_rows(own, lent, l_norm):
-    """{DETAIL_KEEPS row name: unfaded prediction}: the default's lent prediction around `own` (Predicted), a face
-    never seen keeping only a share of its detail (data.scale_detail), as far as it counts unseen."""
-    lending = test_colorize.borrowed(own, lent)
-    index, weights, nearest = lending.lenders(l_norm)
-    lent_pred, unseen = lending.lend(l_norm, index, weights, nearest), lending.unseen(nearest)
+def detail_rows(lent_default):
+    """{DETAIL_KEEPS row name: unfaded prediction}: the default's lent prediction (`lent_default`: its DefaultLent),
+    a face never seen keeping only a share of its detail (data.scale_detail), as far as it counts unseen."""
     return {f"a face never seen keeps {keep:g} of the detail around its tint (not a flag)":
-            data.scale_detail(lent_pred, 1 - (1 - keep) * unseen) for keep in DETAIL_KEEPS}
+            data.scale_detail(lent_default.prediction, 1 - (1 - keep) * lent_default.unseen) for keep in DETAIL_KEEPS}
 
 
 @torch.no_grad()
@@ -244,7 +257,8 @@ def lent_predictions(run_dir, faces, wanted, shift_average=True):
     for name, (keep, unfamiliar) in lending_rows().items():
         lending = test_colorize.borrowed(own, stages.lent, keep=keep, unfamiliar=unfamiliar)
         out[name] = FadedUnfamiliar(lending, stages.bank, *test_colorize.DEFAULT_FADE)(l_norm)
-    for name, pred in {**mean_tint_rows(own, stages.lent, l_norm), **detail_rows(own, stages.lent, l_norm)}.items():
+    lent_default = default_lent(own, stages.lent, l_norm)
+    for name, pred in {**mean_tint_rows(own, stages.lent, lent_default), **detail_rows(lent_default)}.items():
         faded = FadedUnfamiliar(Predicted(pred, own.side_multiple), stages.bank, *test_colorize.DEFAULT_FADE)
         out[name] = faded(l_norm)
     return out, ab_norm, neighbours.nearest_distances(l_norm, stages.bank, 1)[0][:, 0]

@@ -80,7 +80,7 @@ def test_crossval_screen_borrows_around_the_networks_predictions_on_people_no_te
                               ab_norm[:22, :, ::16, ::16])
     with torch.no_grad():
         default = test_colorize.borrowed(given, lent)(l_norm[20:])
-        rows = screen_tints.mean_tint_rows(given, lent, l_norm[20:])
+        rows = screen_tints.mean_tint_rows(given, lent, screen_tints.default_lent(given, lent, l_norm[20:]))
     assert len(rows) == len(screen_tints.MEAN_ROWS)
     assert not torch.allclose(default, given.ab_norm, atol=1e-3)  # errors were borrowed
     for pred in rows.values():
@@ -88,7 +88,7 @@ def test_crossval_screen_borrows_around_the_networks_predictions_on_people_no_te
     # the rows where a face never seen keeps a share of its detail: the default's tint, the detail scaled as far as
     # a photo counts unseen (photos 20 and 21 are in the bank: none of theirs is scaled)
     with torch.no_grad():
-        details = screen_tints.detail_rows(given, lent, l_norm[20:])
+        details = screen_tints.detail_rows(screen_tints.default_lent(given, lent, l_norm[20:]))
         lending = test_colorize.borrowed(given, lent)
         unseen = lending.unseen(lending.lenders(l_norm[20:])[2])
     assert unseen[:2].eq(0).all() and unseen[2:].gt(0).all()
