@@ -105,14 +105,13 @@ def parse_args(argv=None):
     if args.low_res_epochs >= args.epochs:
         parser.error(f"--low-res-epochs {args.low_res_epochs}: must be below --epochs ({args.epochs}), so that the "
                      f"last epochs train at full size")
-    if args.low_res_epochs and args.arch == "unet" and args.levels > 6:
-        parser.error(f"--low-res-epochs: a U-Net of {args.levels} levels needs sides divisible by 2^{args.levels} = "
-                     f"{2 ** args.levels}; the half-side images are 64x64")
     if args.width < 2:
         parser.error(f"--width {args.width}: must be at least 2")
-    if args.arch == "unet" and 2 ** args.levels > data.IMAGE_SIZE:
+    side = data.IMAGE_SIZE // 2 if args.low_res_epochs else data.IMAGE_SIZE  # the smallest side it trains at
+    if args.arch == "unet" and 2 ** args.levels > side:
+        images = "the half-side images (--low-res-epochs)" if args.low_res_epochs else "the images"
         parser.error(f"--levels {args.levels}: a U-Net of {args.levels} levels needs sides divisible by "
-                     f"2^{args.levels} = {2 ** args.levels}; the images are {data.IMAGE_SIZE}x{data.IMAGE_SIZE}")
+                     f"2^{args.levels} = {2 ** args.levels}; {images} are {side}x{side}")
     if len(args.features) not in (1, args.levels):
         parser.error(f"--features: give 1 or {args.levels} (= --levels) values, got {len(args.features)}")
     return args

@@ -246,7 +246,11 @@ def test_a_network_the_images_cannot_train_is_refused_in_one_line_naming_the_fla
     for flags, message in ((["--width", "1"], "--width 1: must be at least 2"),
                            (["--arch", "unet", "--levels", "8", "--features", "4"],
                             "--levels 8: a U-Net of 8 levels needs sides divisible by 2^8 = 256; the images are "
-                            "128x128")):
+                            "128x128"),
+                           (["--arch", "unet", "--levels", "7", "--features", "4", "--low-res-epochs", "1",
+                             "--epochs", "2"],
+                            "--levels 7: a U-Net of 7 levels needs sides divisible by 2^7 = 128; the half-side images "
+                            "(--low-res-epochs) are 64x64")):
         with pytest.raises(SystemExit):
             train_colorize.parse_args(flags)
         assert capsys.readouterr().err.endswith(f"error: {message}\n")
