@@ -82,11 +82,12 @@ def timed(fn, repeats, device=torch.device("cpu")):
     return statistics.median(times)
 
 
-def train_step(model, optimizer, x, y, bf16=False):
-    """One bare training step: forward (in bfloat16 autocast with `bf16`), MSE, backward, optimiser step."""
+def train_step(model, optimizer, x, y, bf16=False, loss_of=None):
+    """One bare training step: forward (in bfloat16 autocast with `bf16`), MSE (or `loss_of(output)`), backward,
+    optimiser step."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = model(x)
-    loss = torch.nn.functional.mse_loss(out.float(), y)
+    loss = loss_of(out) if loss_of else torch.nn.functional.mse_loss(out.float(), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -195,11 +196,27 @@ def interleaved(fns, repeats, device):
     return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
-def colorizer(flags="", memory_format=torch.channels_last):
-    """The network train_colorize.py builds with `flags` (a string; "" for its defaults), in the memory format
-    training_loop.fit uses."""
-    return train_colorize.build_colorizer(train_args(flags), None).to(
+def colorizer(flags="", memory_format=torch.channels_last, people=0):
+    """The network train_colorize.py builds with `flags` (a string; "" for its defaults; with --identity-weight a
+    person classifier for `people` people), in the memory format training_loop.fit uses."""
+    return train_colorize.build_colorizer(train_args(flags), None, people).to(
         memory_format=memory_format)
+
+
+def network_to_time(flags, prepared, images, device):
+    """(model, its training loss, the person in each of the first `images` prepared training images or None) of
+    `flags`, as train_colorize.py trains it: with --identity-weight the person classifier of the training split's
+    people and the loss's cross-entropy term."""
+    args = train_args(flags)
+    people, classes = None, []
+    if args.identity_weight:
+        # the labels follow the draw the loops reuse (copies of image i are i*factor...), whichever flags made it
+        factor = len(prepared["train_l"]) // len(prepared["train_names"])
+        drawn = argparse.Namespace(**{**vars(args), "augment_factor": factor})
+        people, classes = prepare.person_labels(prepared, drawn, device)
+        people = people[:images]
+    model = colorizer(flags, people=len(classes)).to(device)
+    return model, training_loop.make_loss(model, args.identity_weight, args.tint_weight), people
 
 
 def bench_loops(prepared, steps, repeats, device, networks, precisions):
@@ -216,12 +233,12 @@ def bench_loops(prepared, steps, repeats, device, networks, precisions):
                 for key in ("train_l", "train_ab")} if args.low_res_epochs else None
         for precision in precisions:
             torch.manual_seed(0)
-            model, bf16 = colorizer(flags).to(device), precision == "bfloat16"
-            loss_fn = training_loop.make_loss(model, tint_weight=args.tint_weight)  # the loss its flags train with
+            model, loss_fn, people = network_to_time(flags, prepared, count * batch_size, device)
+            bf16 = precision == "bfloat16"
             loops[flags, precision, "bare"], loops[flags, precision, "real"] = loop_pair(
-                model, inputs, count, batch_size, bf16, loss_fn)
+                model, inputs, count, batch_size, bf16, loss_fn, people)
             if half:
-                loops[flags, precision, "half"] = loop_pair(model, half, count, batch_size, bf16, loss_fn)[1]
+                loops[flags, precision, "half"] = loop_pair(model, half, count, batch_size, bf16, loss_fn, people)[1]
             images[flags, precision] = count * batch_size
     seconds = interleaved(loops, repeats, device)
     rate = lambda key, kind: images[key] / seconds[(*key, kind)] if (*key, kind) in seconds else None  # noqa: E731
@@ -258,15 +275,18 @@ def train_args(flags):
     return train_colorize.parse_args(shlex.split(flags))
 
 
-def loop_pair(model, prepared, steps, batch_size, bf16=False, loss_fn=None):
+def loop_pair(model, prepared, steps, batch_size, bf16=False, loss_fn=None, people=None):
     """(bare loop, train_epoch) over steps x batch_size images, as functions to time; `bf16`: both in bfloat16
-    autocast, as train_colorize.py --bf16 trains; `loss_fn`: train_epoch's loss (default: the plain MSE)."""
+    autocast, as train_colorize.py --bf16 trains; `loss_fn`: train_epoch's loss (default: the plain MSE); `people`:
+    the person of each image, for a network with a person classifier."""
     optimizer = default_optimizer(model)
     x, y = prepared["train_l"][:batch_size].clone(), prepared["train_ab"][:batch_size].clone()
+    # a person classifier's network returns (a*b*, person logits) while training: its bare step takes its own loss
+    loss_of = None if people is None else lambda out: loss_fn(out, y, people[:batch_size])[0]
 
     def bare():
         for _ in range(steps):
-            train_step(model, optimizer, x, y, bf16)
+            train_step(model, optimizer, x, y, bf16, loss_of)
 
     images = steps * batch_size
     subset = (prepared["train_l"][:images], prepared["train_ab"][:images])
@@ -274,7 +294,8 @@ def loop_pair(model, prepared, steps, batch_size, bf16=False, loss_fn=None):
 
     def real():
         with contextlib.redirect_stderr(io.StringIO()):  # its progress lines
-            training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop, bf16=bf16, loss_fn=loss_fn)
+            training_loop.train_epoch(model, optimizer, *subset, batch_size, 1, 0, stop, bf16=bf16, loss_fn=loss_fn,
+                                      people=None if people is None else people[:images])
 
     return bare, real
 
