@@ -34,8 +34,9 @@ import train_flags
 import training_loop
 from models import COLORIZERS, SHIFT, AveragedColorizers, Borrowed, Exemplared, FadedUnfamiliar, build_model
 
+HERE = Path(__file__).resolve().parent
 TRAINED = Path("runs/colorizer/colorizer.pt")
-SHIPPED = Path("outputs/colorizer.pt")
+SHIPPED = Path("outputs/colorizer.pt")  # beside the scripts, wherever they are run from
 AVERAGING = ("flip_average", "shift_average")  # the test-time averaging a shipped Lent was computed with
 # chosen on validation photos and people (EXPERIMENTS.md, New faces: "Borrowing from the nearest photos")
 DEFAULT_TINT_NEIGHBOURS = 10
@@ -58,7 +59,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     parser.add_argument("--checkpoint", nargs="+", type=Path, metavar="PATH",
                         help=f"trained colorizer checkpoint (default: {TRAINED}, what train_colorize.py writes by "
-                             f"default, if it exists, else the shipped model {SHIPPED}); several: their predictions "
+                             f"default, if it exists, else the shipped model {SHIPPED} beside the scripts); several: their predictions "
                              f"are averaged (for the dataset they must share one split: the same --seed and "
                              f"--split-by)")
     parser.add_argument("--data-dir", help=data.DATA_DIR_HELP)
@@ -139,9 +140,18 @@ def parse_args(argv=None):
         parser.error("--unseen-distance: has no use with --no-unfamiliar-keep")
     if args.score and not args.input:
         parser.error("--score: scores --input photos; give --input")
-    args.checkpoint = args.checkpoint or [TRAINED if TRAINED.is_file() else SHIPPED]
+    args.checkpoint = args.checkpoint or [default_checkpoint()]
     args.out_dir = Path(args.out_dir or args.checkpoint[0].parent / "colorized")
     return args
+
+
+def default_checkpoint():
+    """Your run in this folder (TRAINED) if there is one, else the shipped model beside the scripts, named from this
+    folder when it lies below it."""
+    if TRAINED.is_file():
+        return TRAINED
+    shipped, here = HERE / SHIPPED, Path.cwd().resolve()
+    return shipped.relative_to(here) if shipped.is_relative_to(here) else shipped
 
 
 def load_colorizer(path, device, flip_average=None, shift_average=True):

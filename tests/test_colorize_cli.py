@@ -393,15 +393,27 @@ def test_bad_checkpoints_give_one_line_errors(trained, tmp_path):
 
 
 def test_default_checkpoint_is_the_users_trained_model_if_any_and_pngs_go_beside_it(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(ROOT)
     shipped = test_colorize.parse_args([])
     assert (shipped.checkpoint, shipped.out_dir) == ([Path("outputs/colorizer.pt")], Path("outputs/colorized"))
+    monkeypatch.chdir(tmp_path)  # elsewhere, the shipped model is still the one beside the scripts
+    shipped = test_colorize.parse_args([])
+    assert (shipped.checkpoint, shipped.out_dir) == ([ROOT / "outputs/colorizer.pt"], ROOT / "outputs/colorized")
     (tmp_path / "runs" / "colorizer").mkdir(parents=True)
     (tmp_path / "runs" / "colorizer" / "colorizer.pt").write_bytes(b"")
     trained = test_colorize.parse_args([])
     assert (trained.checkpoint, trained.out_dir) == ([Path("runs/colorizer/colorizer.pt")],
                                                      Path("runs/colorizer/colorized"))
     assert test_colorize.parse_args(["--out-dir", "x"]).out_dir == Path("x")
+
+
+def test_a_photo_is_colorized_by_the_shipped_model_from_any_folder(tmp_path):
+    photo = ROOT / "examples" / "image00044_gray_400x300.png"
+    result = subprocess.run([sys.executable, str(ROOT / "test_colorize.py"), "--input", str(photo), "--out-dir", "out"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=HANG_GUARD_S)
+    assert result.returncode == 0, result.stderr
+    assert f"checkpoint {ROOT / 'outputs' / 'colorizer.pt'}:" in result.stdout
+    assert cv2.imread(str(tmp_path / "out" / photo.name)).shape == cv2.imread(str(photo)).shape
 
 
 def test_work_shape_rounds_to_levels_and_caps_size():
