@@ -59,9 +59,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=train_flags.HelpFormatter)
     parser.add_argument("--checkpoint", nargs="+", type=Path, metavar="PATH",
                         help=f"trained colorizer checkpoint (default: {TRAINED}, what train_colorize.py writes by "
-                             f"default, if it exists, else the shipped model {SHIPPED} beside the scripts); several: their predictions "
-                             f"are averaged (for the dataset they must share one split: the same --seed and "
-                             f"--split-by)")
+                             f"default, if it exists, else the shipped model {SHIPPED} beside the scripts); several: "
+                             f"their predictions are averaged (for the dataset they must share one split: the same "
+                             f"--seed and --split-by)")
     parser.add_argument("--data-dir", help=data.DATA_DIR_HELP)
     parser.add_argument("--out-dir", help="where PNGs are written (default: colorized/ beside the checkpoint)")
     parser.add_argument("--split", choices=("test", "val"), default="test",
