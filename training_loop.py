@@ -294,17 +294,7 @@ def fit(model, run, args, target=None, identity=None):
     steps_per_epoch = len(minibatches(len(prepared["train_l"]), args.batch_size, 0, *rank_and_world()))
     optimizer, scheduler = make_optimizer(model, args, steps_per_epoch)
     per_step = args.lr_schedule == "one-cycle"
-    metrics, epoch, skip_steps, loss_sum, seen = [], 1, 0, 0.0, 0
-    if resume_from is not None:
-        model.load_state_dict(resume_from.get("train_model", resume_from["model"]))
-        optimizer.load_state_dict(resume_from["optimizer"])
-        for group in optimizer.param_groups:  # the saved flags are the saving machine's (fused on a GPU)
-            group["fused"] = next(model.parameters()).device.type == "cuda" or None
-        check_schedule_length(resume_from, args, scheduler)
-        scheduler.load_state_dict(resume_from["scheduler"])
-        metrics, epoch = resume_from["metrics"], resume_from["epoch"] + 1
-        skip_steps, loss_sum, seen = resume_from["partial"]
-        loss_sum, seen = (loss_sum, seen) if rank == 0 else (0.0, 0)  # the saved sums are already global
+    metrics, epoch, skip_steps, loss_sum, seen = _restored(resume_from, model, optimizer, scheduler, args, rank)
     average = WeightAverage(model, args.ema, (epoch - 1) * steps_per_epoch + skip_steps) if args.ema else None
     if average and resume_from is not None:
         average.model.load_state_dict(resume_from["model"])
@@ -363,6 +353,23 @@ def fit(model, run, args, target=None, identity=None):
     if average:  # from here on the caller's model is the averaged one, as in the checkpoint
         model.load_state_dict(average.model.state_dict())
     return metrics
+
+
+def _restored(resume_from, model, optimizer, scheduler, args, rank):
+    """Where the run goes on from: (metrics so far, first epoch, steps done in it, loss sum, samples seen), with the
+    weights, optimiser and schedule of the checkpoint to resume loaded (nothing for a new run)."""
+    if resume_from is None:
+        return [], 1, 0, 0.0, 0
+    model.load_state_dict(resume_from.get("train_model", resume_from["model"]))
+    optimizer.load_state_dict(resume_from["optimizer"])
+    for group in optimizer.param_groups:  # the saved flags are the saving machine's (fused on a GPU)
+        group["fused"] = next(model.parameters()).device.type == "cuda" or None
+    check_schedule_length(resume_from, args, scheduler)
+    scheduler.load_state_dict(resume_from["scheduler"])
+    skip_steps, loss_sum, seen = resume_from["partial"]
+    if rank != 0:  # the saved sums are already global
+        loss_sum, seen = 0.0, 0
+    return resume_from["metrics"], resume_from["epoch"] + 1, skip_steps, loss_sum, seen
 
 
 def _kept(checkpoint_path, epoch):
