@@ -210,10 +210,9 @@ def network_to_time(flags, prepared, images, device):
     args = train_args(flags)
     people, classes = None, []
     if args.identity_weight:
-        # the labels follow the draw the loops reuse (copies of image i are i*factor...), whichever flags made it
+        # the labels follow the draw the loops reuse, whichever flags made it
         factor = len(prepared["train_l"]) // len(prepared["train_names"])
-        drawn = argparse.Namespace(**{**vars(args), "augment_factor": factor})
-        people, classes = prepare.person_labels(prepared, drawn, device)
+        people, classes = prepare.person_labels(prepared, args.data_dir, factor, device)
         people = people[:images]
     model = colorizer(flags, people=len(classes)).to(device)
     return model, training_loop.make_loss(model, args.identity_weight, args.tint_weight), people

@@ -85,13 +85,13 @@ def _exemplar_bank(train_rgb, train_names, args):
             "own": neighbours.exemplar(bank_l, bank, bank_ab, args.exemplar, owner[:, None] == owner[None, :])}
 
 
-def person_labels(prepared, args, device):
-    """For the identity loss (--identity-weight): the person in each augmented training image, as an index into the
-    sorted list of the training split's people (on `device`), and that list."""
-    people = data.people_of(prepared["train_names"], args.data_dir)
+def person_labels(prepared, data_dir, augment_factor, device):
+    """For the identity loss (--identity-weight): the person in each of the `augment_factor` augmented copies of each
+    training image, as an index into the sorted list of the training split's people (on `device`), and that list."""
+    people = data.people_of(prepared["train_names"], data_dir)
     classes = sorted(set(people))
     index = torch.tensor([classes.index(person) for person in people])
-    return index.repeat_interleave(args.augment_factor).to(device), classes  # copies of image i are i*factor...
+    return index.repeat_interleave(augment_factor).to(device), classes  # copies of image i are i*factor...
 
 
 def training_data(prepared, args, epoch):

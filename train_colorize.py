@@ -143,7 +143,8 @@ def train(args, run, kind):
     """Build the network, fit it, and write the loss curve and summary (rank 0)."""
     prepared, (rank, world) = run.prepared, runtime.rank_and_world()
     split = prepared["eval_split"]
-    people, classes = prepare.person_labels(prepared, args, run.device) if args.identity_weight else (None, [])
+    people, classes = (prepare.person_labels(prepared, args.data_dir, args.augment_factor, run.device)
+                       if args.identity_weight else (None, []))
     torch.manual_seed(args.seed)
     model = build_colorizer(args, prepared, len(classes)).to(run.device)
     if rank == 0:

@@ -332,8 +332,7 @@ def test_identity_loss_run_classifies_the_training_splits_people_and_tests_like_
     people = data.read_identities()
     assert checkpoint["model_args"]["classes"] == len({people[name] for name in checkpoint["train_names"]})
     assert "identity loss: color MSE + 0.1 x cross-entropy" in capsys.readouterr().out
-    labels, classes = prepare.person_labels({"train_names": checkpoint["train_names"]},
-                                            train_colorize.parse_args(["--data-dir", str(DATA_DIR)]), "cpu")
+    labels, classes = prepare.person_labels({"train_names": checkpoint["train_names"]}, DATA_DIR, 10, "cpu")
     assert len(labels) == 10 * len(checkpoint["train_names"])  # one label per augmented copy, in copy order
     assert [classes[i] for i in labels[::10].tolist()] == [people[name] for name in checkpoint["train_names"]]
     test_colorize.main(["--checkpoint", str(tmp_path / "colorizer.pt"), "--data-dir", str(DATA_DIR), "--pngs", "0"])
